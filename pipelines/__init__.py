@@ -1,0 +1,1 @@
+"""The deploy pipeline, its configuration and the `vsp` command line."""

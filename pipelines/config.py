@@ -1,0 +1,146 @@
+"""A deploy configuration: the pipeline's parameters by name, read from a YAML or TOML file.
+
+Keys are the pipeline's own parameter names, so a config file, `vsp validate`, `vsp run` and the compiled pipeline
+agree; an unknown key or a value of the wrong type is refused before anything runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from pipelines.errors import InvalidConfig, UserError
+
+
+@dataclasses.dataclass(frozen=True)
+class DeployConfig:
+    """Every parameter of the deploy pipeline, with the defaults a first run should get."""
+
+    # Where Vertex AI is; an empty api_endpoint means Google's own for `location`.
+    project: str = ""
+    location: str = "us-central1"
+    api_endpoint: str = ""
+    staging_bucket: str = ""
+    # The model and how it is served.
+    model_dir: str = ""
+    model_display_name: str = ""
+    container_version: str = ""
+    accelerator: str = "cpu"
+    runtime: str = "optimized"
+    allow_precompilation: bool = False
+    allow_compression: bool = False
+    use_tfrt: bool | None = None
+    disable_optimizer: bool = False
+    tpu_mode: str = ""
+    tpu_function_alias: str = ""
+    allowed_batch_sizes: tuple[int, ...] = ()
+    max_batch_size: int = 0
+    batch_timeout_micros: int = 0
+    explanation_method: str = ""
+    allow_unavailable_image: bool = False
+    as_of: str = ""
+    # Where it is deployed.
+    machine_type: str = ""
+    accelerator_type: str = ""
+    accelerator_count: int = 0
+    min_replica_count: int = 1
+    max_replica_count: int = 1
+    endpoint_display_name: str = ""
+    endpoint_network: str = ""
+    traffic_percentage: int = 100
+    # The smoke test that decides whether the new model keeps its traffic.
+    sample_instances_uri: str = ""
+    smoke_atol: float = 1e-4
+    smoke_rtol: float = 1e-3
+    smoke_min_top1_agreement: float = 0.99
+    smoke_requests: int = 50
+    smoke_p99_latency_ms: float = 0.0
+
+    def as_of_date(self) -> dt.date:
+        return dt.date.fromisoformat(self.as_of) if self.as_of else dt.date.today()
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, object]) -> DeployConfig:
+        """Checks every key and type at once; raises InvalidConfig listing each problem."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls)
+        errors, accepted = [], {}
+        for key, value in values.items():
+            if key not in fields:
+                close = difflib.get_close_matches(key, fields, n=1)
+                fix = f"did you mean {close[0]}?" if close else "see `vsp validate --help` for the parameters"
+                errors.append(UserError(key, value, "is not a parameter of the deploy pipeline", fix))
+                continue
+            try:
+                accepted[key] = _coerce(key, value, hints[key])
+            except UserError as e:
+                errors.append(e)
+        if errors:
+            raise InvalidConfig(errors)
+        return cls(**accepted)
+
+
+def load_config(path: str | Path) -> DeployConfig:
+    """Reads a YAML (.yaml/.yml) or TOML (.toml) file of parameters."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UserError(
+            "config", str(path), f"cannot be read ({e.strerror})", "give the path of a YAML or TOML file"
+        ) from None
+    try:
+        if path.suffix == ".toml":
+            values = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            values = yaml.safe_load(text) or {}
+        else:
+            raise UserError("config", str(path), "has an unknown file type", "name it *.yaml, *.yml or *.toml")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+        raise UserError(
+            "config", str(path), f"is not valid {path.suffix[1:].upper()} ({e})".replace("\n", " "), "fix the syntax"
+        ) from None
+    if not isinstance(values, Mapping):
+        raise UserError(
+            "config", str(path), "is not a mapping of parameter names to values", "write `name: value` lines"
+        )
+    return DeployConfig.from_mapping(values)
+
+
+def _coerce(key: str, value: object, hint: object) -> object:
+    """The value in the field's type; YAML/TOML numbers for versions are refused, not guessed."""
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, list | tuple) or not all(type(v) is int for v in value):
+            raise UserError(key, value, "is not a list of whole numbers", f"write {key}: [1, 8, 32]")
+        return tuple(value)
+    if str in allowed:
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        if isinstance(value, float | int) and not isinstance(value, bool):
+            raise UserError(
+                key,
+                value,
+                "is a number, and numbers lose trailing zeros (2.10 reads as 2.1)",
+                f'quote it: {key}: "{value}"',
+            )
+        if isinstance(value, str):
+            return value
+    if bool in allowed and isinstance(value, bool):
+        return value
+    if int in allowed and type(value) is int:
+        return value
+    if float in allowed and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    expected = " or ".join("null" if a is type(None) else a.__name__ for a in allowed)
+    raise UserError(key, value, f"is a {type(value).__name__}, not a {expected}", f"write {key} as a {expected}")
