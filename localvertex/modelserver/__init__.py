@@ -1,0 +1,1 @@
+"""The local TF model server: the stand-in for Vertex AI's optimized TensorFlow runtime container."""

@@ -1,0 +1,148 @@
+"""`python -m localvertex.modelserver [CONTAINER ARGS]`: configured as Vertex AI configures a serving container.
+
+The `AIP_*` environment gives the port, routes and model location; the container args are the optimized
+runtime's flags in their documented forms plus TF Serving's model-server flags. An unknown flag is an error, and
+every accepted flag says once what it does here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from pipelines.errors import UserError
+from pipelines.options import RuntimeOptions, parse_container_args
+
+log = logging.getLogger("modelserver")
+
+
+def parse_settings(argv: list[str], env: dict[str, str]):
+    from localvertex.modelserver.app import Settings
+
+    options, rest = parse_container_args(argv)
+    parser = argparse.ArgumentParser(prog="python -m localvertex.modelserver", description=__doc__.split("\n")[0])
+    parser.add_argument("--model_name", default="default", help="TF Serving model name (default: default)")
+    parser.add_argument("--model_base_path", default=env.get("AIP_STORAGE_URI", ""), help="model folder or gs:// URI (default: $AIP_STORAGE_URI)")
+    parser.add_argument("--rest_api_port", type=int, default=int(env.get("AIP_HTTP_PORT", "8080")), help="HTTP port (default: $AIP_HTTP_PORT or 8080)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    parser.add_argument("--enable_batching", nargs="?", const="true", choices=("true", "false"), help="server-side batching (default: on when the model ships config/batching_parameters_config)")
+    parser.add_argument("--batching_parameters_file", default="", help="BatchingParameters text proto")
+    parser.add_argument("--max_batch_size", type=int)
+    parser.add_argument("--batch_timeout_micros", type=int)
+    parser.add_argument("--allowed_batch_sizes", type=_int_list, help="comma-separated, increasing, ending at max_batch_size")
+    parser.add_argument("--max_enqueued_batches", type=int)
+    parser.add_argument("--num_batch_threads", type=int)
+    parser.add_argument("--cache_dir", type=Path, help="where a gs:// model is copied (default: a temporary folder)")
+    args = parser.parse_args(rest)
+    if not args.model_base_path:
+        parser.error("no model: set AIP_STORAGE_URI or --model_base_path")
+    names = ("max_batch_size", "batch_timeout_micros", "allowed_batch_sizes", "max_enqueued_batches", "num_batch_threads")
+    flags = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    return Settings(
+        storage_uri=args.model_base_path,
+        options=options,
+        host=args.host,
+        port=args.rest_api_port,
+        predict_route=env.get("AIP_PREDICT_ROUTE", "/predict"),
+        health_route=env.get("AIP_HEALTH_ROUTE", "/health"),
+        model_name=args.model_name,
+        enable_batching=None if args.enable_batching is None else args.enable_batching == "true",
+        batching_file=args.batching_parameters_file,
+        batching_flags=flags,
+        cache_dir=args.cache_dir,
+    )
+
+
+def describe_flags(options: RuntimeOptions, machine_type: str) -> list[str]:
+    """One line per flag about its effect here, so none is silently ignored."""
+    lines = []
+    if options.allow_precompilation:
+        lines.append("allow_precompilation=true: XLA compiles the graph on this CPU; each new batch size compiles on first use, so warm them up")
+    if options.allow_compression:
+        effect = "bfloat16 mixed precision (oneDNN)" if _cpu_has_bf16() else "no local effect: this CPU has no bfloat16 support"
+        lines.append(f"allow_compression=true: {effect}; expect top-1 agreement of 99% or more, not bit-identical outputs")
+    if options.disable_optimizer:
+        lines.append("disable_optimizer=true: graph optimizations are off")
+    if options.use_tfrt is not None:
+        lines.append(f"use_tfrt={str(options.use_tfrt).lower()}: no local effect (TFRT belongs to the optimized runtime's container)")
+    if options.saved_model_tags:
+        lines.append(f"saved_model_tags={','.join(options.saved_model_tags)}: the MetaGraph loaded")
+    if options.tpu_function_aliases:
+        lines.append(f"converter_options_string: function aliases {list(options.tpu_function_aliases)} must be exported by the model; TPU conversion itself needs a real TPU")
+    if machine_type.startswith("ct5lp-"):
+        lines.append(f"machine type {machine_type}: Cloud TPU v5e emulated on this CPU")
+    return lines
+
+
+async def serve(settings) -> int:
+    from aiohttp import web
+
+    from localvertex.modelserver.app import ModelServer
+    from localvertex.modelserver.errors import ServingError
+
+    server = ModelServer(settings)
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    log.info("listening on http://%s:%d (predict %s, health %s)", settings.host, settings.port, settings.predict_route, settings.health_route)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    loading = asyncio.ensure_future(loop.run_in_executor(None, server.load))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({loading, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if loading.done() and loading.exception():
+        error = loading.exception()
+        reason = error.message if isinstance(error, ServingError) else f"{type(error).__name__}: {error}"
+        print(f"modelserver: failed to load the model from {settings.storage_uri}: {reason}", file=sys.stderr)
+        code = 1
+    else:
+        await stopping
+        log.info("stopping")
+    await runner.cleanup()
+    server.close()
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s modelserver %(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        settings = parse_settings(sys.argv[1:] if argv is None else argv, dict(os.environ))
+    except UserError as e:
+        print(f"modelserver: {e}", file=sys.stderr)
+        return 2
+    if settings.options.allow_precompilation:
+        from localvertex.modelserver.servable import enable_xla_on_cpu
+
+        enable_xla_on_cpu()
+    for line in describe_flags(settings.options, os.environ.get("AIP_MACHINE_TYPE", "")):
+        log.info("%s", line)
+    return asyncio.run(serve(settings))
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in text.strip("'\"").split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers") from None
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Replays a SavedModel's warmup requests before it serves, with TF Serving's rules (SavedModel Warmup guide).
+
+`assets.extra/tf_serving_warmup_requests` is a TFRecord file of `PredictionLog`s: a missing file means no
+warmup; more than 1000 records or a corrupt record fails the load rather than being truncated or skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from localvertex.modelserver.errors import ServingError
+
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000
+Predict = Callable[[str, dict[str, np.ndarray]], object]
+
+
+def read_warmup_records(model_dir: Path) -> list:
+    """The warmup `PredictionLog`s of a SavedModel, in file order."""
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = model_dir / WARMUP_FILE
+    if not path.exists():
+        return []
+    records = []
+    try:
+        for position, raw in enumerate(tf.data.TFRecordDataset(str(path)).as_numpy_iterator()):
+            if position == MAX_WARMUP_RECORDS:
+                raise ServingError(
+                    "INVALID_ARGUMENT",
+                    f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) at {path}",
+                )
+            record = prediction_log_pb2.PredictionLog()
+            record.ParseFromString(raw)
+            records.append(record)
+    except tf.errors.DataLossError as e:
+        raise ServingError("DATA_LOSS", f"Corrupt warmup file {path}: {e.message}") from None
+    except DecodeError:
+        raise ServingError("INVALID_ARGUMENT", f"Warmup record {len(records)} of {path} is not a PredictionLog") from None
+    return records
+
+
+def replay(records: list, predict: Predict) -> int:
+    """Runs each record through `predict(signature_name, feeds)`; returns how many requests ran."""
+    import tensorflow as tf
+
+    count = 0
+    for record in records:
+        kind = record.WhichOneof("log_type")
+        if kind == "predict_log":
+            request = record.predict_log.request
+            feeds = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            predict(request.model_spec.signature_name, feeds)
+        elif kind in ("classify_log", "regress_log"):
+            request = getattr(record, kind).request
+            predict(request.model_spec.signature_name, {"inputs": serialized_examples(request.input)})
+        elif kind == "multi_inference_log":
+            request = record.multi_inference_log.request
+            for task in request.tasks:
+                predict(task.model_spec.signature_name, {"inputs": serialized_examples(request.input)})
+        else:
+            raise ServingError("UNIMPLEMENTED", f"Unsupported warmup log type {kind!r}: use predict_log")
+        count += 1
+    return count
+
+
+def serialized_examples(request_input) -> np.ndarray:
+    """The `tensorflow.serving.Input` of classify/regress requests as the string tensor their signatures take."""
+    kind = request_input.WhichOneof("kind")
+    if kind == "example_list":
+        examples = list(request_input.example_list.examples)
+    elif kind == "example_list_with_context":
+        listed = request_input.example_list_with_context
+        examples = []
+        for example in listed.examples:
+            merged = type(example)()
+            merged.CopyFrom(listed.context)
+            merged.MergeFrom(example)
+            examples.append(merged)
+    else:
+        raise ServingError("INVALID_ARGUMENT", "Input is empty: it needs example_list or example_list_with_context")
+    return np.array([e.SerializeToString() for e in examples], dtype=object)
