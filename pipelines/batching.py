@@ -10,10 +10,9 @@ from dataclasses import dataclass
 
 from google.protobuf import text_format
 
+from pipelines.artifacts import BATCHING_CONFIG
 from pipelines.errors import UserError
 from pipelines.protos import BatchingParameters
-
-CONFIG_PATH = "config/batching_parameters_config"
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ class Batching:
         return text_format.MessageToString(message)
 
     @classmethod
-    def from_text(cls, text: str, source: str = CONFIG_PATH) -> Batching:
+    def from_text(cls, text: str, source: str = BATCHING_CONFIG) -> Batching:
         try:
             message = text_format.Parse(text, BatchingParameters())
         except text_format.ParseError as e:

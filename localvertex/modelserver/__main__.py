@@ -27,21 +27,44 @@ def parse_settings(argv: list[str], env: dict[str, str]):
     options, rest = parse_container_args(argv)
     parser = argparse.ArgumentParser(prog="python -m localvertex.modelserver", description=__doc__.split("\n")[0])
     parser.add_argument("--model_name", default="default", help="TF Serving model name (default: default)")
-    parser.add_argument("--model_base_path", default=env.get("AIP_STORAGE_URI", ""), help="model folder or gs:// URI (default: $AIP_STORAGE_URI)")
-    parser.add_argument("--rest_api_port", type=int, default=int(env.get("AIP_HTTP_PORT", "8080")), help="HTTP port (default: $AIP_HTTP_PORT or 8080)")
+    parser.add_argument(
+        "--model_base_path",
+        default=env.get("AIP_STORAGE_URI", ""),
+        help="model folder or gs:// URI (default: $AIP_STORAGE_URI)",
+    )
+    parser.add_argument(
+        "--rest_api_port",
+        type=int,
+        default=int(env.get("AIP_HTTP_PORT", "8080")),
+        help="HTTP port (default: $AIP_HTTP_PORT or 8080)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    parser.add_argument("--enable_batching", nargs="?", const="true", choices=("true", "false"), help="server-side batching (default: on when the model ships config/batching_parameters_config)")
+    parser.add_argument(
+        "--enable_batching",
+        nargs="?",
+        const="true",
+        choices=("true", "false"),
+        help="server-side batching (default: on when the model ships config/batching_parameters_config)",
+    )
     parser.add_argument("--batching_parameters_file", default="", help="BatchingParameters text proto")
     parser.add_argument("--max_batch_size", type=int)
     parser.add_argument("--batch_timeout_micros", type=int)
-    parser.add_argument("--allowed_batch_sizes", type=_int_list, help="comma-separated, increasing, ending at max_batch_size")
+    parser.add_argument(
+        "--allowed_batch_sizes", type=_int_list, help="comma-separated, increasing, ending at max_batch_size"
+    )
     parser.add_argument("--max_enqueued_batches", type=int)
     parser.add_argument("--num_batch_threads", type=int)
     parser.add_argument("--cache_dir", type=Path, help="where a gs:// model is copied (default: a temporary folder)")
     args = parser.parse_args(rest)
     if not args.model_base_path:
         parser.error("no model: set AIP_STORAGE_URI or --model_base_path")
-    names = ("max_batch_size", "batch_timeout_micros", "allowed_batch_sizes", "max_enqueued_batches", "num_batch_threads")
+    names = (
+        "max_batch_size",
+        "batch_timeout_micros",
+        "allowed_batch_sizes",
+        "max_enqueued_batches",
+        "num_batch_threads",
+    )
     flags = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     return Settings(
         storage_uri=args.model_base_path,
@@ -62,18 +85,30 @@ def describe_flags(options: RuntimeOptions, machine_type: str) -> list[str]:
     """One line per flag about its effect here, so none is silently ignored."""
     lines = []
     if options.allow_precompilation:
-        lines.append("allow_precompilation=true: XLA compiles the graph on this CPU; each new batch size compiles on first use, so warm them up")
+        lines.append(
+            "allow_precompilation=true: XLA compiles the graph on this CPU; each new batch size compiles on first use, so warm them up"
+        )
     if options.allow_compression:
-        effect = "bfloat16 mixed precision (oneDNN)" if _cpu_has_bf16() else "no local effect: this CPU has no bfloat16 support"
-        lines.append(f"allow_compression=true: {effect}; expect top-1 agreement of 99% or more, not bit-identical outputs")
+        effect = (
+            "bfloat16 mixed precision (oneDNN)"
+            if _cpu_has_bf16()
+            else "no local effect: this CPU has no bfloat16 support"
+        )
+        lines.append(
+            f"allow_compression=true: {effect}; expect top-1 agreement of 99% or more, not bit-identical outputs"
+        )
     if options.disable_optimizer:
         lines.append("disable_optimizer=true: graph optimizations are off")
     if options.use_tfrt is not None:
-        lines.append(f"use_tfrt={str(options.use_tfrt).lower()}: no local effect (TFRT belongs to the optimized runtime's container)")
+        lines.append(
+            f"use_tfrt={str(options.use_tfrt).lower()}: no local effect (TFRT belongs to the optimized runtime's container)"
+        )
     if options.saved_model_tags:
         lines.append(f"saved_model_tags={','.join(options.saved_model_tags)}: the MetaGraph loaded")
     if options.tpu_function_aliases:
-        lines.append(f"converter_options_string: function aliases {list(options.tpu_function_aliases)} must be exported by the model; TPU conversion itself needs a real TPU")
+        lines.append(
+            f"converter_options_string: function aliases {list(options.tpu_function_aliases)} must be exported by the model; TPU conversion itself needs a real TPU"
+        )
     if machine_type.startswith("ct5lp-"):
         lines.append(f"machine type {machine_type}: Cloud TPU v5e emulated on this CPU")
     return lines
@@ -90,7 +125,13 @@ async def serve(settings) -> int:
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
-    log.info("listening on http://%s:%d (predict %s, health %s)", settings.host, settings.port, settings.predict_route, settings.health_route)
+    log.info(
+        "listening on http://%s:%d (predict %s, health %s)",
+        settings.host,
+        settings.port,
+        settings.predict_route,
+        settings.health_route,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -114,7 +155,9 @@ async def serve(settings) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s modelserver %(levelname)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s modelserver %(levelname)s %(message)s", stream=sys.stderr
+    )
     try:
         settings = parse_settings(sys.argv[1:] if argv is None else argv, dict(os.environ))
     except UserError as e:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from localvertex.modelserver.batcher import Batcher
@@ -26,9 +26,16 @@ from localvertex.modelserver.errors import ServingError
 from localvertex.modelserver.examples import format_classify, format_regress, parse_examples
 from localvertex.modelserver.servable import Servable, Signature, find_version
 from localvertex.modelserver.storage import fetch_model
-from localvertex.modelserver.tensors import PredictRequest, check_input_names, format_predict, parse_predict, signature_name
+from localvertex.modelserver.tensors import (
+    PredictRequest,
+    check_input_names,
+    format_predict,
+    parse_predict,
+    signature_name,
+)
 from localvertex.modelserver.warmup import read_warmup_records, replay
-from pipelines.batching import CONFIG_PATH, Batching
+from pipelines.artifacts import BATCHING_CONFIG
+from pipelines.batching import Batching
 from pipelines.options import RuntimeOptions
 
 log = logging.getLogger("modelserver")
@@ -38,6 +45,7 @@ _REST = re.compile(
     r"(?::(?P<verb>predict|classify|regress)|(?P<metadata>/metadata))?"
 )
 _JSON = "application/json"
+disable_created_metrics()  # `*_created` series only add noise to a scrape
 
 
 @dataclass
@@ -58,8 +66,15 @@ class Settings:
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("modelserver_requests", "Requests by API and HTTP status", ["api", "status"], registry=self.registry)
-        self.errors = Counter("modelserver_request_errors", "Failed requests by API and status code", ["api", "code"], registry=self.registry)
+        self.requests = Counter(
+            "modelserver_requests", "Requests by API and HTTP status", ["api", "status"], registry=self.registry
+        )
+        self.errors = Counter(
+            "modelserver_request_errors",
+            "Failed requests by API and status code",
+            ["api", "code"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "modelserver_request_latency_seconds",
             "Time from request to response",
@@ -73,7 +88,9 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
             registry=self.registry,
         )
-        self.padded_rows = Counter("modelserver_batch_padding_rows", "Rows added to reach an allowed batch size", registry=self.registry)
+        self.padded_rows = Counter(
+            "modelserver_batch_padding_rows", "Rows added to reach an allowed batch size", registry=self.registry
+        )
 
     def observe_batch(self, rows: int, padded: int) -> None:
         self.batch_size.observe(rows)
@@ -111,8 +128,12 @@ class ModelServer:
         replayed = replay(records, self._warm)
         log.info(
             "model %r version %d loaded from %s in %.2fs; %d warmup requests replayed in %.2fs",
-            settings.model_name, version, settings.storage_uri, time.perf_counter() - started,
-            replayed, time.perf_counter() - warm_started,
+            settings.model_name,
+            version,
+            settings.storage_uri,
+            time.perf_counter() - started,
+            replayed,
+            time.perf_counter() - warm_started,
         )
         self.state = "AVAILABLE"
 
@@ -120,7 +141,7 @@ class ModelServer:
         settings = self.settings
         if settings.enable_batching is False:
             return None
-        path = Path(settings.batching_file) if settings.batching_file else model_dir / CONFIG_PATH
+        path = Path(settings.batching_file) if settings.batching_file else model_dir / BATCHING_CONFIG
         if not path.exists() and not settings.enable_batching and not settings.batching_flags:
             return None
         batching = Batching.from_text(path.read_text(), str(path)) if path.exists() else Batching(max_batch_size=1000)
@@ -151,7 +172,7 @@ class ModelServer:
     async def run(self, signature: Signature, request: PredictRequest) -> dict:
         batcher = self.batchers.get(signature.name)
         if batcher and request.batch_size:
-            return await asyncio.wrap_future(batcher.submit(request.feeds, request.batch_size))
+            return await batcher.submit(request.feeds, request.batch_size, asyncio.get_running_loop())
         return await asyncio.get_running_loop().run_in_executor(self.executor, signature.run, request.feeds)
 
     async def predict(self, body: object) -> dict:
@@ -170,7 +191,9 @@ class ModelServer:
 
     def _ready(self) -> Servable:
         if self.state != "AVAILABLE":
-            raise ServingError("UNAVAILABLE", f"Model {self.settings.model_name!r} is {self.state.lower()}, not ready yet")
+            raise ServingError(
+                "UNAVAILABLE", f"Model {self.settings.model_name!r} is {self.state.lower()}, not ready yet"
+            )
         return self.servable
 
     def status(self, version: str | None) -> dict:
@@ -182,7 +205,9 @@ class ModelServer:
         entry = response.model_version_status.add(version=self.servable.version if self.servable else 0)
         entry.state = get_model_status_pb2.ModelVersionStatus.State.Value(self.state)
         entry.status.error_message = ""
-        return json_format.MessageToDict(response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+        return json_format.MessageToDict(
+            response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
 
     def metadata(self, version: str | None) -> dict:
         from google.protobuf import json_format
@@ -197,13 +222,17 @@ class ModelServer:
             defs.signature_def[name].CopyFrom(sig)
 
         def as_dict(message):
-            return json_format.MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+            return json_format.MessageToDict(
+                message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+            )
 
         return {"model_spec": as_dict(spec), "metadata": {"signature_def": as_dict(defs)}}
 
     def _check_version(self, version: str | None) -> None:
         if version is not None and self.servable and int(version) != self.servable.version:
-            raise ServingError("NOT_FOUND", f"Servable not found for request: Specific({self.settings.model_name}, {version})")
+            raise ServingError(
+                "NOT_FOUND", f"Servable not found for request: Specific({self.settings.model_name}, {version})"
+            )
 
     # HTTP ----------------------------------------------------------------------------------------------------
 

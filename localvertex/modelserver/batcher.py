@@ -7,6 +7,7 @@ bounded by `max_enqueued_batches`: past it a request is refused with RESOURCE_EX
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import collections
 import threading
@@ -27,7 +28,8 @@ Feeds = dict[str, np.ndarray]
 class _Task:
     feeds: Feeds
     size: int
-    future: Future = field(default_factory=Future)
+    future: Future | asyncio.Future
+    loop: asyncio.AbstractEventLoop | None = None
     enqueued: float = field(default_factory=time.monotonic)
 
     @property
@@ -57,14 +59,15 @@ class Batcher:
         for worker in self._workers:
             worker.start()
 
-    def submit(self, feeds: Feeds, size: int) -> Future:
+    def submit(self, feeds: Feeds, size: int, loop: asyncio.AbstractEventLoop | None = None) -> Future | asyncio.Future:
+        """Queues one request; with `loop`, its asyncio future is resolved on that loop, once per batch."""
         limit = self._batching.max_batch_size
         if size > limit:
             raise ServingError(
                 "INVALID_ARGUMENT",
                 f"Task size {size} is larger than maximum batch size {limit}: send at most {limit} instances a request",
             )
-        task = _Task(feeds, size)
+        task = _Task(feeds, size, loop.create_future() if loop else Future(), loop)
         with self._cond:
             if self._closed:
                 raise ServingError("UNAVAILABLE", "the model server is shutting down")
@@ -124,21 +127,37 @@ class Batcher:
         rows = sum(t.size for t in tasks)
         padded = self.padded_size(rows)
         try:
-            feeds = merge([t.feeds for t in tasks], padded)
-            outputs = self._run(feeds)
+            outputs = self._run(merge([t.feeds for t in tasks], padded))
             self._on_batch(rows, padded)
-            offset = 0
-            for task in tasks:
-                task.future.set_result({k: split(k, v, offset, task.size, padded) for k, v in outputs.items()})
-                offset += task.size
+            offsets = np.cumsum([0] + [t.size for t in tasks])
+            results = [
+                {k: split(k, v, o, t.size, padded) for k, v in outputs.items()}
+                for t, o in zip(tasks, offsets, strict=False)
+            ]
         except Exception as e:  # every waiting request must hear about the failure
-            for task in tasks:
-                if not task.future.done():
-                    task.future.set_exception(e)
+            results = [e] * len(tasks)
+        by_loop: dict = collections.defaultdict(list)
+        for task, result in zip(tasks, results, strict=True):
+            if task.loop is None:
+                _resolve([(task.future, result)])
+            else:
+                by_loop[task.loop].append((task.future, result))
+        for loop, pairs in by_loop.items():  # one wake-up of the event loop per batch, not per request
+            loop.call_soon_threadsafe(_resolve, pairs)
 
     def padded_size(self, rows: int) -> int:
         allowed = self._batching.allowed_batch_sizes
         return allowed[bisect.bisect_left(allowed, rows)] if allowed else rows
+
+
+def _resolve(pairs: list) -> None:
+    for future, result in pairs:
+        if future.done():  # the client went away
+            continue
+        if isinstance(result, Exception):
+            future.set_exception(result)
+        else:
+            future.set_result(result)
 
 
 def merge(parts: list[Feeds], padded: int) -> Feeds:

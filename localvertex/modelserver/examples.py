@@ -83,5 +83,7 @@ def format_regress(outputs: dict[str, np.ndarray]) -> dict:
         raise ServingError("INVALID_ARGUMENT", "Regression signature has no 'outputs' output")
     values = outputs["outputs"]
     if values.ndim > 2 or (values.ndim == 2 and values.shape[1] != 1):
-        raise ServingError("INVALID_ARGUMENT", f"Regression output must have one value per example, not {list(values.shape)}")
+        raise ServingError(
+            "INVALID_ARGUMENT", f"Regression output must have one value per example, not {list(values.shape)}"
+        )
     return {"result": [float(v) for v in values.reshape(-1)]}

@@ -42,10 +42,7 @@ def parse_predict(body: dict, signature: Signature) -> PredictRequest:
         raise ServingError("INVALID_ARGUMENT", "Not both 'instances' and 'inputs': use one of the two formats")
     if not (has_rows or has_columns):
         raise ServingError("INVALID_ARGUMENT", "Missing 'instances' or 'inputs' key")
-    if has_rows:
-        feeds = _rows(body["instances"], signature)
-    else:
-        feeds = _columns(body["inputs"], signature)
+    feeds = _rows(body["instances"], signature) if has_rows else _columns(body["inputs"], signature)
     sizes = {a.shape[0] if a.ndim else None for a in feeds.values()}
     batch = sizes.pop() if len(sizes) == 1 else None
     return PredictRequest(signature.name, feeds, has_columns, batch)
@@ -129,15 +126,14 @@ def to_array(values: object, spec: TensorSpec) -> np.ndarray:
         raise ServingError("INVALID_ARGUMENT", f"Input '{spec.key}': {detail}") from None
     if array.dtype == object and spec.dtype != object:
         raise ServingError("INVALID_ARGUMENT", f"Input '{spec.key}': instances have different shapes")
+    # The batch dimension is free (TF Serving feeds it as sent); fixed inner dimensions must match.
     expected = spec.shape
-    if expected is not None and array.ndim == len(expected):
-        # The batch dimension is free (TF Serving feeds it as sent); fixed inner dimensions must match.
-        if any(want not in (-1, got) for want, got in zip(expected[1:], array.shape[1:], strict=True)):
-            raise ServingError(
-                "INVALID_ARGUMENT",
-                f"Input '{spec.key}' has shape {list(array.shape)} but signature expects {list(expected)} "
-                "(-1: any size)",
-            )
+    same_rank = expected is not None and array.ndim == len(expected)
+    if same_rank and any(want not in (-1, got) for want, got in zip(expected[1:], array.shape[1:], strict=True)):
+        raise ServingError(
+            "INVALID_ARGUMENT",
+            f"Input '{spec.key}' has shape {list(array.shape)} but signature expects {list(expected)} (-1: any size)",
+        )
     return array
 
 

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from localvertex.modelserver.errors import ServingError
+from pipelines.artifacts import MAX_WARMUP_RECORDS, WARMUP_FILE
 
-WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
-MAX_WARMUP_RECORDS = 1000
 Predict = Callable[[str, dict[str, np.ndarray]], object]
 
 
@@ -41,7 +40,9 @@ def read_warmup_records(model_dir: Path) -> list:
     except tf.errors.DataLossError as e:
         raise ServingError("DATA_LOSS", f"Corrupt warmup file {path}: {e.message}") from None
     except DecodeError:
-        raise ServingError("INVALID_ARGUMENT", f"Warmup record {len(records)} of {path} is not a PredictionLog") from None
+        raise ServingError(
+            "INVALID_ARGUMENT", f"Warmup record {len(records)} of {path} is not a PredictionLog"
+        ) from None
     return records
 
 

@@ -1,6 +1,10 @@
 """What a user sees from `vsp images` and `vsp validate`."""
 
 import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -106,11 +110,6 @@ def test_every_command_has_help_with_an_example(capsys, command):
 
 
 def test_the_installed_vsp_command_exits_2_on_a_bad_config(tmp_path):
-    import shutil
-    import subprocess
-    import sys
-    from pathlib import Path
-
     vsp = shutil.which("vsp", path=str(Path(sys.executable).parent))
     config = tmp_path / "deploy.yaml"
     config.write_text("accelerator: tpu\ncontainer_version: '2.14'\n")

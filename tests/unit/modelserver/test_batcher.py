@@ -26,7 +26,9 @@ class Recorder:
 
 def test_concurrent_requests_are_batched_padded_and_answered_like_unbatched():
     recorder = Recorder()
-    batcher = Batcher(model, Batching(max_batch_size=8, allowed_batch_sizes=(2, 4, 8), batch_timeout_micros=20_000), 1, recorder)
+    batcher = Batcher(
+        model, Batching(max_batch_size=8, allowed_batch_sizes=(2, 4, 8), batch_timeout_micros=20_000), 1, recorder
+    )
     inputs = [np.random.default_rng(i).normal(size=(1 + i % 3, 4)).astype(np.float32) for i in range(24)]
     results = [None] * len(inputs)
 

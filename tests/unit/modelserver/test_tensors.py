@@ -12,7 +12,12 @@ def spec(key, dtype, shape, name="DT_FLOAT"):
     return TensorSpec(key, f"{key}:0", np.dtype(dtype), name, shape)
 
 
-ONE = Signature("serving_default", "tensorflow/serving/predict", {"x": spec("x", "float32", (-1, 3))}, {"y": spec("y", "float32", (-1,))})
+ONE = Signature(
+    "serving_default",
+    "tensorflow/serving/predict",
+    {"x": spec("x", "float32", (-1, 3))},
+    {"y": spec("y", "float32", (-1,))},
+)
 TWO = Signature(
     "two",
     "tensorflow/serving/predict",

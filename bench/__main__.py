@@ -1,0 +1,7 @@
+"""`python -m bench` (`make bench`): every benchmark of the project, printed side by side."""
+
+import sys
+
+from bench.serving import main
+
+sys.exit(main())

@@ -1,0 +1,106 @@
+"""Starts a model server process the way Vertex AI starts a serving container, and waits until it is healthy."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ModelServerProcess:
+    """A running `python -m localvertex.modelserver`; its stderr goes to `log_path`."""
+
+    process: subprocess.Popen
+    port: int
+    predict_route: str
+    health_route: str
+    log_path: Path
+    env: dict = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + self.health_route, timeout=2) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_healthy(self, timeout: float, poll: float = 0.02) -> None:
+        """Returns once health answers 200; raises with the server's own reason if it exits or times out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"model server exited with code {self.process.returncode}: {self.reason()}")
+            if self.healthy():
+                return
+            time.sleep(poll)
+        self.stop()
+        raise TimeoutError(f"model server not healthy after {timeout:.0f}s: {self.reason()}")
+
+    def reason(self) -> str:
+        """The server's last error line, which is what a failed deploy should report."""
+        lines = [line for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
+        failures = [line for line in lines if line.startswith("modelserver:")]
+        return (failures or lines or ["no output"])[-1]
+
+    def stop(self, timeout: float = 10) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_model_server(
+    storage_uri: str,
+    args: list[str] = (),
+    *,
+    log_path: Path,
+    port: int | None = None,
+    predict_route: str = "/predict",
+    health_route: str = "/health",
+    env: dict[str, str] | None = None,
+) -> ModelServerProcess:
+    """Starts the server with Vertex AI's serving-container environment; does not wait for health."""
+    port = port or free_port()
+    environment = {
+        **os.environ,
+        "AIP_HTTP_PORT": str(port),
+        "AIP_PREDICT_ROUTE": predict_route,
+        "AIP_HEALTH_ROUTE": health_route,
+        "AIP_STORAGE_URI": storage_uri,
+        "AIP_MODE": "PREDICTION",
+        "AIP_FRAMEWORK": "CUSTOM_CONTAINER",
+        **(env or {}),
+    }
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "localvertex.modelserver", *args],
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return ModelServerProcess(process, port, predict_route, health_route, log_path, environment)
