@@ -32,7 +32,8 @@ lint: install ## check style and common bugs with ruff
 compile: install ## compile the pipelines to build/*.yaml
 	$(BIN)/python compile.py
 
-bench: install ## run the benchmarks under bench/ and print their ratios
+bench: install ## run the benchmarks under bench/ and print their ratios (load from wrk: apt-get install wrk)
+	@command -v wrk >/dev/null || { echo "make bench needs wrk for load from a separate process: apt-get install wrk"; exit 2; }
 	$(BIN)/python -m bench
 
 clean: ## remove build outputs (keeps .venv)
