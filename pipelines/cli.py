@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import json
 import sys
+from pathlib import Path
 
 from tabulate import tabulate
 
@@ -79,7 +80,121 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(run=_validate)
+    _emulator_commands(commands)
     return parser
+
+
+def _emulator_commands(commands) -> None:
+    from localvertex.emulator import DEFAULT_DATA_DIR
+
+    emulator = commands.add_parser(
+        "emulator",
+        help="run localvertex, the local Vertex AI the pipeline deploys to by default",
+        description="Run localvertex: Vertex AI's REST API, a GCS emulator and local model servers on 127.0.0.1.",
+    )
+    actions = emulator.add_subparsers(title="actions", metavar="ACTION", required=True)
+    up = _command(
+        actions,
+        "up",
+        "start localvertex and print what points the aiplatform SDK at it",
+        "vsp emulator up --tpu-v5e-cores 8 --detach",
+    )
+    up.add_argument("--port", type=int, default=0, help="control-plane port (default: a free one)")
+    up.add_argument("--storage-port", type=int, default=0, help="GCS emulator port (default: a free one)")
+    up.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=f"state folder (default: {DEFAULT_DATA_DIR})"
+    )
+    up.add_argument(
+        "--tpu-v5e-cores",
+        type=int,
+        help='the "Custom model serving TPU v5e cores per region" quota (default 0, as on Vertex AI)',
+    )
+    up.add_argument(
+        "--deploy-timeout", type=float, default=600.0, help="seconds a model server may take to become healthy"
+    )
+    up.add_argument(
+        "--catalog", action="append", default=[], metavar="FILE", help="TOML file extending the runtime catalog"
+    )
+    up.add_argument("--detach", action="store_true", help="run in the background and return once it answers")
+    up.set_defaults(run=_emulator_up)
+    for name, help, example, run in (
+        ("down", "stop localvertex and its model servers (its state stays)", "vsp emulator down", _emulator_down),
+        (
+            "status",
+            "show endpoints, deployed models, traffic, ports and health",
+            "vsp emulator status",
+            _emulator_status,
+        ),
+    ):
+        action = _command(actions, name, help, example)
+        action.add_argument(
+            "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=f"state folder (default: {DEFAULT_DATA_DIR})"
+        )
+        if name == "status":
+            action.add_argument("--json", action="store_true", help="machine-readable output")
+        action.set_defaults(run=run)
+
+
+def _emulator_up(args) -> int:
+    from localvertex.control import up
+    from localvertex.emulator import Config
+
+    config = Config(args.data_dir, args.port, args.storage_port, args.tpu_v5e_cores, args.deploy_timeout, args.catalog)
+    return up(config, args.detach)
+
+
+def _emulator_down(args) -> int:
+    from localvertex.control import down
+
+    return down(args.data_dir)
+
+
+def _emulator_status(args) -> int:
+    from localvertex.control import print_pointers, status
+
+    report = status(args.data_dir)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    state = report["emulator"]
+    running = f"runs (pid {state['pid']}, {state['api_endpoint']})" if state else "is not running"
+    print(f"localvertex {running}; data in {report['data_dir']}")
+    rows = [
+        [
+            e["display_name"],
+            e["name"].rsplit("/", 1)[-1] + (" (private)" if e["private"] else ""),
+            d["id"],
+            d["model"].rsplit("/", 1)[-1],
+            d["machine_type"],
+            f"{d['traffic']}%",
+            d["port"] or "",
+            "yes" if d["healthy"] else "no",
+        ]
+        for e in report["endpoints"]
+        for d in (
+            e["deployed_models"]
+            or [{"id": "-", "model": "-", "machine_type": "", "traffic": "", "port": "", "healthy": False}]
+        )
+    ]
+    if rows:
+        print(
+            tabulate(
+                rows,
+                headers=[
+                    "endpoint",
+                    "id",
+                    "deployed model",
+                    "model@version",
+                    "machine type",
+                    "traffic",
+                    "port",
+                    "healthy",
+                ],
+            )
+        )
+    if state:
+        print_pointers(state)
+    return 0
 
 
 def _command(commands, name: str, help: str, example: str) -> argparse.ArgumentParser:

@@ -71,6 +71,12 @@ class ModelServerProcess:
         return self.process.returncode
 
 
+def _die_with_parent() -> None:
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def start_model_server(
     storage_uri: str,
     args: list[str] = (),
@@ -80,8 +86,14 @@ def start_model_server(
     predict_route: str = "/predict",
     health_route: str = "/health",
     env: dict[str, str] | None = None,
+    command: list[str] | None = None,
+    die_with_parent: bool = False,
 ) -> ModelServerProcess:
-    """Starts the server with Vertex AI's serving-container environment; does not wait for health."""
+    """Starts a serving container's process with Vertex AI's environment; does not wait for health.
+
+    `command` replaces the TF model server (a custom container tried locally); `die_with_parent` ends the process
+    when the caller dies, so a killed emulator leaves no orphan servers behind (Linux only).
+    """
     port = port or free_port()
     environment = {
         **os.environ,
@@ -96,11 +108,12 @@ def start_model_server(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "localvertex.modelserver", *args],
+            [*(command or [sys.executable, "-m", "localvertex.modelserver"]), *args],
             env=environment,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_die_with_parent if die_with_parent and sys.platform == "linux" else None,
         )
     return ModelServerProcess(process, port, predict_route, health_route, log_path, environment)

@@ -1,0 +1,160 @@
+"""`vsp emulator up | down | status`: start, stop and inspect localvertex, and say how to point code at it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from localvertex.deployer import routes
+from localvertex.emulator import STAGING_BUCKET, Config, environment, read_state
+from localvertex.modelserver.launch import free_port
+from localvertex.store import Store
+
+
+def up(config: Config, detach: bool, out=sys.stdout) -> int:
+    """Starts the emulator: in the foreground, or detached and returning once it answers."""
+    config.port, config.storage_port = config.port or free_port(), config.storage_port or free_port()
+    if running := read_state(config.data_dir):
+        print(f"localvertex already runs on {config.data_dir} (pid {running['pid']})", file=out)
+        print_pointers(running, out)
+        return 0
+    if not detach:
+        import asyncio
+
+        from localvertex.emulator import serve
+
+        state = {
+            "port": config.port,
+            "storage_port": config.storage_port,
+            "api_endpoint": f"http://127.0.0.1:{config.port}",
+        }
+        print_pointers(state, out)
+        out.flush()
+        return asyncio.run(serve(config))
+    log = config.data_dir / "logs" / "emulator.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    args = [
+        sys.executable,
+        "-m",
+        "localvertex",
+        "--port",
+        str(config.port),
+        "--storage-port",
+        str(config.storage_port),
+        "--data-dir",
+        str(config.data_dir),
+        "--deploy-timeout",
+        str(config.deploy_timeout),
+    ]
+    if config.tpu_v5e_cores is not None:
+        args += ["--tpu-v5e-cores", str(config.tpu_v5e_cores)]
+    for catalog in config.catalogs:
+        args += ["--catalog", catalog]
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    state = wait_up(config.data_dir, process, timeout=60)
+    print(f"localvertex is up (pid {state['pid']}, data in {config.data_dir}, log {log})", file=out)
+    print_pointers(state, out)
+    return 0
+
+
+def wait_up(data_dir: Path, process: subprocess.Popen, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(
+                f"localvertex exited with code {process.returncode}: see {data_dir / 'logs' / 'emulator.log'}"
+            )
+        state = read_state(data_dir)
+        if state and _answers(state["api_endpoint"]):
+            return state
+        time.sleep(0.1)
+    raise SystemExit(f"localvertex did not answer within {timeout:.0f}s: see {data_dir / 'logs' / 'emulator.log'}")
+
+
+def down(data_dir: Path, out=sys.stdout) -> int:
+    state = read_state(data_dir)
+    if not state:
+        print(f"no localvertex runs on {data_dir}", file=out)
+        return 0
+    os.kill(state["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while read_state(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if read_state(data_dir):
+        print(f"localvertex (pid {state['pid']}) did not stop within 60s", file=out)
+        return 1
+    print(f"localvertex stopped (pid {state['pid']}); its state stays in {data_dir}", file=out)
+    return 0
+
+
+def status(data_dir: Path) -> dict:
+    """Endpoints, deployed models, traffic, ports and health, from the state the emulator keeps."""
+    state = read_state(data_dir)
+    report = {"running": bool(state), "data_dir": str(data_dir), "emulator": state, "endpoints": []}
+    if not (data_dir / "localvertex.sqlite").exists():
+        return report
+    store = Store(data_dir / "localvertex.sqlite")
+    servers = store.servers()
+    for endpoint in store.list("endpoint", "projects/"):
+        deployed = []
+        for d in endpoint.deployed_models:
+            model = store.get("model", d.model)
+            port = servers.get(d.id, (None, None, None))[1]
+            health_route = routes(endpoint.name.rsplit("/", 1)[-1], d.id, model.container_spec)[1] if model else ""
+            healthy = bool(state and port and _answers(f"http://127.0.0.1:{port}{health_route}"))
+            deployed.append(
+                {
+                    "id": d.id,
+                    "model": d.model,
+                    "display_name": model.display_name if model else "",
+                    "machine_type": d.dedicated_resources.machine_spec.machine_type,
+                    "traffic": endpoint.traffic_split.get(d.id, 0),
+                    "port": port,
+                    "healthy": healthy,
+                    "status": d.status.message,
+                }
+            )
+        report["endpoints"].append(
+            {
+                "name": endpoint.name,
+                "display_name": endpoint.display_name,
+                "private": bool(endpoint.network),
+                "deployed_models": deployed,
+            }
+        )
+    return report
+
+
+def print_pointers(state: dict, out=sys.stdout) -> None:
+    """The lines that point a user's own code at this emulator."""
+    env = environment(state)
+    print(f"export STORAGE_EMULATOR_HOST={env['STORAGE_EMULATOR_HOST']}", file=out)
+    print(f"export LOCALVERTEX_API_ENDPOINT={env['LOCALVERTEX_API_ENDPOINT']}", file=out)
+    print(
+        "# then, in Python:\n"
+        "#   from google.auth.credentials import AnonymousCredentials\n"
+        "#   from google.cloud import aiplatform\n"
+        f'#   aiplatform.init(project="local-project", location="us-central1", api_transport="rest",\n'
+        f'#                   api_endpoint="{state["api_endpoint"]}", credentials=AnonymousCredentials(),\n'
+        f'#                   staging_bucket="gs://{STAGING_BUCKET}")',
+        file=out,
+    )
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status < 500
+    except urllib.error.HTTPError as e:
+        return e.code < 500
+    except OSError:
+        return False

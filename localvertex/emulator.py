@@ -1,0 +1,189 @@
+"""The running emulator: Vertex AI's control plane, a GCS emulator, and one model server per DeployedModel.
+
+Everything binds to 127.0.0.1. State lives under the data directory (SQLite, the GCS emulator's objects, logs),
+so a restarted emulator serves the same endpoints with the same models and traffic split.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from localvertex import deployer as deployer_module
+from localvertex.api import Api
+from localvertex.deployer import Deployer, now, status_message
+from localvertex.modelserver.launch import free_port
+from localvertex.store import Store
+from pipelines.catalog import load_catalog
+
+log = logging.getLogger("localvertex")
+DEFAULT_DATA_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "localvertex"
+STATE_FILE = "emulator.json"
+STAGING_BUCKET = "localvertex-staging"  # created on start, so Model.upload can stage local artifacts
+CONFIG_FILE = "localvertex.toml"
+
+
+@dataclass
+class Config:
+    data_dir: Path = DEFAULT_DATA_DIR
+    port: int = 0
+    storage_port: int = 0
+    tpu_v5e_cores: int | None = None
+    deploy_timeout: float = 600.0
+    catalogs: list[str] = field(default_factory=list)
+
+    def file_settings(self) -> dict:
+        """`localvertex.toml` in the data directory: `tpu_v5e_cores`, and `[images]` mapping URIs to commands."""
+        path = self.data_dir / CONFIG_FILE
+        return tomllib.loads(path.read_text()) if path.exists() else {}
+
+
+def read_state(data_dir: Path) -> dict | None:
+    """The running emulator's pid and ports, or None when none runs on this data directory."""
+    path = data_dir / STATE_FILE
+    if not path.exists():
+        return None
+    state = json.loads(path.read_text())
+    try:
+        os.kill(state["pid"], 0)
+    except (ProcessLookupError, PermissionError):
+        return None
+    return state
+
+
+def environment(state: dict) -> dict[str, str]:
+    """What points a user's own code at this emulator."""
+    return {
+        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{state['storage_port']}",
+        "LOCALVERTEX_API_ENDPOINT": state["api_endpoint"],
+    }
+
+
+async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
+    from gcp_storage_emulator.server import create_server
+
+    data_dir = config.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if read_state(data_dir):
+        raise SystemExit(
+            f"localvertex: an emulator already runs on {data_dir}: `vsp emulator down --data-dir {data_dir}` first"
+        )
+    settings = config.file_settings()
+    port, storage_port = config.port or free_port(), config.storage_port or free_port()
+    storage = create_server(
+        "127.0.0.1", storage_port, in_memory=False, data_dir=str(data_dir / "gcs"), default_bucket=STAGING_BUCKET
+    )
+    storage.start()
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{storage_port}"
+    store = Store(data_dir / "localvertex.sqlite")
+    cores = config.tpu_v5e_cores if config.tpu_v5e_cores is not None else int(settings.get("tpu_v5e_cores", 0))
+    deployer = Deployer(
+        deployer_module.Settings(
+            data_dir=data_dir,
+            catalog=load_catalog(*config.catalogs),
+            storage_emulator_host=os.environ["STORAGE_EMULATOR_HOST"],
+            tpu_v5e_cores=cores,
+            images={k: list(v) for k, v in settings.get("images", {}).items()},
+            deploy_timeout=config.deploy_timeout,
+        )
+    )
+    api = Api(store, deployer)
+    runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    state = {
+        "pid": os.getpid(),
+        "port": port,
+        "storage_port": storage_port,
+        "api_endpoint": f"http://127.0.0.1:{port}",
+        "tpu_v5e_cores": cores,
+    }
+    (data_dir / STATE_FILE).write_text(json.dumps(state))
+    log.info(
+        "localvertex on http://127.0.0.1:%d, storage on http://127.0.0.1:%d, data in %s, TPU v5e cores %d",
+        port,
+        storage_port,
+        data_dir,
+        cores,
+    )
+    restoring = asyncio.ensure_future(restore(store, deployer))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if ready:
+        ready.set()
+    await stop.wait()
+    log.info("stopping")
+    restoring.cancel()
+    await runner.cleanup()
+    deployer.stop_all()
+    storage.stop()
+    (data_dir / STATE_FILE).unlink(missing_ok=True)
+    return 0
+
+
+async def restore(store: Store, deployer: Deployer) -> None:
+    """Starts the servers of every DeployedModel again, on their old ports when free."""
+    servers = store.servers()
+    for endpoint in store.list("endpoint", "projects/"):
+        for deployed in endpoint.deployed_models:
+            model = store.get("model", deployed.model)
+            _, old_port, _ = servers.get(deployed.id, (None, None, None))
+            spec = deployed.dedicated_resources.machine_spec
+            try:
+                server = await deployer.start(endpoint.name, deployed.id, model, spec, port=_free(old_port))
+            except Exception as e:  # one broken model must not keep the others down
+                log.warning("DeployedModel %s did not come back: %s", deployed.id, e)
+                continue
+            with store.transaction():
+                current = store.get("endpoint", endpoint.name)
+                for d in current.deployed_models:
+                    if d.id == deployed.id:
+                        d.status = type(d.status)(
+                            message=status_message(spec, server), last_update_time=now(), available_replica_count=1
+                        )
+                        if current.network:
+                            d.private_endpoints.predict_http_uri = server.url + server.predict_route
+                            d.private_endpoints.health_http_uri = server.url + server.health_route
+                store.put("endpoint", current.name, current)
+                store.set_server(deployed.id, endpoint.name, server.port, str(server.log_path))
+            log.info("DeployedModel %s serves again on %s", deployed.id, server.url)
+
+
+def _free(port: int | None) -> int | None:
+    import socket
+
+    if not port:
+        return None
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return None
+    return port
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m localvertex", description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--storage-port", type=int, default=0)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--tpu-v5e-cores", type=int)
+    parser.add_argument("--deploy-timeout", type=float, default=600.0)
+    parser.add_argument("--catalog", action="append", default=[])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)
+    config = Config(args.data_dir, args.port, args.storage_port, args.tpu_v5e_cores, args.deploy_timeout, args.catalog)
+    return asyncio.run(serve(config))
