@@ -48,6 +48,7 @@ class Api:
         self.store, self.deployer = store, deployer
         self.session: aiohttp.ClientSession | None = None
         self.tasks: set[asyncio.Task] = set()
+        self.pending_cores = 0  # TPU cores of deploys still loading
         self.routes = [(method, re.compile(pattern), getattr(self, name)) for method, pattern, name in _ROUTES]
 
     def app(self) -> web.Application:
@@ -212,22 +213,27 @@ class Api:
             )
         model = self._model(deployed.model)
         resources = deployed.dedicated_resources
-        self.deployer.check(model, resources, self._tpu_cores_in_use(p))
+        cores = self.deployer.check(model, resources)
         deployed_id = self.store.next_id("deployed_model", 2000)
         private = bool(endpoint.network)
         existing = {d.id for d in endpoint.deployed_models}
         traffic.deploy_split(dict(endpoint.traffic_split), dict(request.traffic_split), deployed_id, existing, private)
         operation = f"{endpoint.name}/operations/{self.store.next_id('operation')}"
         self.store.put("operation", operation, {"name": operation, "done": False})
-        task = asyncio.ensure_future(self._deploy(p, deployed_id, model, request, operation))
+        task = asyncio.ensure_future(self._deploy(p, deployed_id, model, request, operation, cores))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return {"name": operation, "done": False}
 
-    async def _deploy(self, p: dict, deployed_id: str, model: types.Model, request, operation: str) -> None:
+    async def _deploy(self, p: dict, deployed_id: str, model: types.Model, request, operation: str, cores: int) -> None:
         spec = request.deployed_model.dedicated_resources.machine_spec
         try:
-            server = await self.deployer.start(f"{_parent(p)}/endpoints/{p['id']}", deployed_id, model, spec)
+            self.deployer.check_quota(cores, self._tpu_cores_in_use(p) + self.pending_cores)
+            self.pending_cores += cores
+            try:
+                server = await self.deployer.start(f"{_parent(p)}/endpoints/{p['id']}", deployed_id, model, spec)
+            finally:
+                self.pending_cores -= cores
             with self.store.transaction():
                 endpoint = self._endpoint(p)  # read again: it may have changed while the model loaded
                 existing = {d.id for d in endpoint.deployed_models}

@@ -12,18 +12,18 @@ import urllib.request
 from pathlib import Path
 
 from localvertex.deployer import routes
-from localvertex.emulator import STAGING_BUCKET, Config, environment, read_state
-from localvertex.modelserver.launch import free_port
+from localvertex.emulator import STAGING_BUCKET, Config, choose_ports, environment, read_state
 from localvertex.store import Store
 
 
 def up(config: Config, detach: bool, out=sys.stdout) -> int:
     """Starts the emulator: in the foreground, or detached and returning once it answers."""
-    config.port, config.storage_port = config.port or free_port(), config.storage_port or free_port()
     if running := read_state(config.data_dir):
         print(f"localvertex already runs on {config.data_dir} (pid {running['pid']})", file=out)
         print_pointers(running, out)
         return 0
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.port, config.storage_port = choose_ports(config.data_dir, config.port, config.storage_port)
     if not detach:
         import asyncio
 

@@ -38,8 +38,8 @@ class Deployer:
         self.settings = settings
         self.servers: dict[str, ModelServerProcess] = {}
 
-    def check(self, model: types.Model, resources: types.DedicatedResources, tpu_cores_in_use: int) -> None:
-        """Vertex AI's synchronous checks of a deploy request: machine spec, image, and TPU quota."""
+    def check(self, model: types.Model, resources: types.DedicatedResources) -> int:
+        """Vertex AI's checks of a deploy request's machine spec; returns the TPU v5e cores it asks for."""
         spec, image_uri = resources.machine_spec, model.container_spec.image_uri
         machine_type, catalog = spec.machine_type, self.settings.catalog
         if not machine_type:
@@ -68,19 +68,22 @@ class Deployer:
                     "INVALID_ARGUMENT",
                     f"Machine type {machine_type} needs a TPU serving image, but the model's image is {image_uri}",
                 )
-            wanted = chips * max(resources.min_replica_count, resources.max_replica_count)
-            if tpu_cores_in_use + wanted > self.settings.tpu_v5e_cores:
-                raise VertexError(
-                    "RESOURCE_EXHAUSTED",
-                    f"Quota exceeded for quota metric '{TPU_QUOTA}': limit {self.settings.tpu_v5e_cores}, in use "
-                    f"{tpu_cores_in_use}, requested {wanted}. On Vertex AI request a quota increase; locally start the "
-                    "emulator with --tpu-v5e-cores N",
-                )
-        elif tpu_image:
+            return chips * max(resources.min_replica_count, resources.max_replica_count)
+        if tpu_image:
             raise VertexError(
                 "INVALID_ARGUMENT", f"Image {image_uri} is a TPU image: deploy it on a Cloud TPU v5e machine type"
             )
-        self.command(image_uri)
+        return 0
+
+    def check_quota(self, wanted: int, in_use: int) -> None:
+        """The TPU quota, checked when resources are allocated, so it fails the deploy operation as on Vertex AI."""
+        if wanted and in_use + wanted > self.settings.tpu_v5e_cores:
+            raise VertexError(
+                "RESOURCE_EXHAUSTED",
+                f"Quota exceeded for quota metric '{TPU_QUOTA}': limit {self.settings.tpu_v5e_cores}, in use {in_use}, "
+                f"requested {wanted}. On Vertex AI request a quota increase; locally start the emulator with "
+                "--tpu-v5e-cores N",
+            )
 
     def command(self, image_uri: str) -> list[str] | None:
         """None for the catalog's TF images (the local TF model server), else the command mapped to the image."""

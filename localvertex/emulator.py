@@ -77,7 +77,7 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
             f"localvertex: an emulator already runs on {data_dir}: `vsp emulator down --data-dir {data_dir}` first"
         )
     settings = config.file_settings()
-    port, storage_port = config.port or free_port(), config.storage_port or free_port()
+    port, storage_port = choose_ports(data_dir, config.port, config.storage_port)
     storage = create_server(
         "127.0.0.1", storage_port, in_memory=False, data_dir=str(data_dir / "gcs"), default_bucket=STAGING_BUCKET
     )
@@ -132,31 +132,48 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
 
 
 async def restore(store: Store, deployer: Deployer) -> None:
-    """Starts the servers of every DeployedModel again, on their old ports when free."""
+    """Starts the servers of every DeployedModel again, all at once, on their old ports when free."""
     servers = store.servers()
-    for endpoint in store.list("endpoint", "projects/"):
-        for deployed in endpoint.deployed_models:
-            model = store.get("model", deployed.model)
-            _, old_port, _ = servers.get(deployed.id, (None, None, None))
-            spec = deployed.dedicated_resources.machine_spec
-            try:
-                server = await deployer.start(endpoint.name, deployed.id, model, spec, port=_free(old_port))
-            except Exception as e:  # one broken model must not keep the others down
-                log.warning("DeployedModel %s did not come back: %s", deployed.id, e)
-                continue
-            with store.transaction():
-                current = store.get("endpoint", endpoint.name)
-                for d in current.deployed_models:
-                    if d.id == deployed.id:
-                        d.status = type(d.status)(
-                            message=status_message(spec, server), last_update_time=now(), available_replica_count=1
-                        )
-                        if current.network:
-                            d.private_endpoints.predict_http_uri = server.url + server.predict_route
-                            d.private_endpoints.health_http_uri = server.url + server.health_route
-                store.put("endpoint", current.name, current)
-                store.set_server(deployed.id, endpoint.name, server.port, str(server.log_path))
-            log.info("DeployedModel %s serves again on %s", deployed.id, server.url)
+    jobs = [
+        _restore(store, deployer, endpoint.name, deployed, servers.get(deployed.id, (None, None, None))[1])
+        for endpoint in store.list("endpoint", "projects/")
+        for deployed in endpoint.deployed_models
+    ]
+    await asyncio.gather(*jobs)
+
+
+async def _restore(store: Store, deployer: Deployer, endpoint_name: str, deployed, old_port: int | None) -> None:
+    spec = deployed.dedicated_resources.machine_spec
+    try:
+        server = await deployer.start(
+            endpoint_name, deployed.id, store.get("model", deployed.model), spec, port=_free(old_port)
+        )
+    except Exception as e:  # one broken model must not keep the others down
+        log.warning("DeployedModel %s did not come back: %s", deployed.id, e)
+        return
+    with store.transaction():
+        current = store.get("endpoint", endpoint_name)
+        for d in current.deployed_models:
+            if d.id == deployed.id:
+                d.status = type(d.status)(
+                    message=status_message(spec, server), last_update_time=now(), available_replica_count=1
+                )
+                if current.network:
+                    d.private_endpoints.predict_http_uri = server.url + server.predict_route
+                    d.private_endpoints.health_http_uri = server.url + server.health_route
+        store.put("endpoint", current.name, current)
+        store.set_server(deployed.id, endpoint_name, server.port, str(server.log_path))
+    log.info("DeployedModel %s serves again on %s", deployed.id, server.url)
+
+
+def choose_ports(data_dir: Path, port: int, storage_port: int) -> tuple[int, int]:
+    """The ports asked for, else the last run's when still free (so exported settings stay valid), else free ones."""
+    remembered = data_dir / "ports.json"
+    last = json.loads(remembered.read_text()) if remembered.exists() else {}
+    port = port or _free(last.get("port")) or free_port()
+    storage_port = storage_port or _free(last.get("storage_port")) or free_port()
+    remembered.write_text(json.dumps({"port": port, "storage_port": storage_port}))
+    return port, storage_port
 
 
 def _free(port: int | None) -> int | None:

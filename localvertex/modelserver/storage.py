@@ -22,7 +22,9 @@ def fetch_model(uri: str, cache_dir: Path) -> Path:
     bucket_name, _, prefix = uri.removeprefix("gs://").partition("/")
     prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
     client = storage.Client()
-    blobs = [b for b in client.list_blobs(bucket_name, prefix=prefix) if not b.name.endswith("/")]
+    bucket = client.bucket(bucket_name)
+    # Download by name, not by each listing's mediaLink: an emulator restarted on another port lists stale links.
+    blobs = [bucket.blob(b.name) for b in client.list_blobs(bucket_name, prefix=prefix) if not b.name.endswith("/")]
     if not blobs:
         raise ServingError("NOT_FOUND", f"AIP_STORAGE_URI {uri} holds no objects")
     root = cache_dir.resolve()
