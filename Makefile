@@ -23,7 +23,7 @@ test: install ## run every test: unit, integration and end to end
 	$(BIN)/python -m pytest
 
 demo: install ## run the main job end to end on the local default
-	$(BIN)/vsp images --accelerator tpu
+	$(BIN)/vsp demo
 
 lint: install ## check style and common bugs with ruff
 	$(BIN)/ruff check .

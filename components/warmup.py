@@ -5,12 +5,13 @@ serves; with XLA precompilation each batch size compiles on first use, so the fi
 size production will send (the allowed batch sizes when server-side batching is on).
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import numpy as np
+from kfp import dsl
+from kfp.dsl.component_decorator import component  # importable inside a running component, unlike dsl.component
 
+from components.image import COMPONENT_IMAGE
 from pipelines.artifacts import MAX_WARMUP_RECORDS, WARMUP_FILE
 
 
@@ -49,3 +50,41 @@ def write_warmup_file(model_dir: Path, records: list) -> Path:
         for record in records:
             writer.write(record.SerializeToString())
     return path
+
+
+def warm(model_dir: Path, target: Path, instances: list, batch_sizes: list[int]) -> int:
+    """Copies the model to `target` with a warmup file for `batch_sizes`, built from the sample instances."""
+    import shutil
+
+    from localvertex.modelserver.servable import Servable
+    from localvertex.modelserver.tensors import parse_predict
+    from pipelines.options import RuntimeOptions
+
+    shutil.copytree(model_dir, target, dirs_exist_ok=True)
+    servable = Servable(target, 1, RuntimeOptions())
+    try:
+        signature = servable.signature(None)
+        samples = parse_predict({"instances": instances}, signature).feeds
+    finally:
+        servable.close()
+    records = warmup_records(samples, batch_sizes, signature.name)
+    write_warmup_file(target, records)
+    return len(records)
+
+
+@component(base_image=COMPONENT_IMAGE)
+def warmup(
+    model: dsl.Input[dsl.Model],
+    reference: dsl.Input[dsl.Dataset],
+    batch_sizes: list,
+    warmed_model: dsl.Output[dsl.Model],
+):
+    import json
+    from pathlib import Path
+
+    from components.warmup import warm
+
+    instances = json.loads(Path(reference.path).read_text())["instances"]
+    count = warm(Path(model.path), Path(warmed_model.path), instances, [int(b) for b in batch_sizes])
+    warmed_model.metadata["warmup_records"] = count
+    print(f"warmup: {count} records for batch sizes {batch_sizes}")

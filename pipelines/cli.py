@@ -81,7 +81,84 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(run=_validate)
     _emulator_commands(commands)
+    _pipeline_commands(commands)
     return parser
+
+
+def _pipeline_commands(commands) -> None:
+    from localvertex.emulator import DEFAULT_DATA_DIR
+
+    run = _command(
+        commands,
+        "run",
+        "run the deploy pipeline; --local runs it through kfp.local against localvertex",
+        "vsp run --local --config deploy.yaml",
+    )
+    run.add_argument(
+        "--local",
+        action="store_true",
+        required=True,
+        help="run on this machine against localvertex (started if needed)",
+    )
+    run.add_argument("--config", type=Path, required=True, help="YAML or TOML file of pipeline parameters")
+    run.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"localvertex state folder (default: {DEFAULT_DATA_DIR})",
+    )
+    run.add_argument("--tpu-v5e-cores", type=int, help="TPU v5e quota for a localvertex this command starts")
+    run.set_defaults(run=_run)
+    compile_ = _command(
+        commands,
+        "compile",
+        "compile the pipelines to build/*.yaml for Vertex AI Pipelines",
+        "vsp compile --component-image us-docker.pkg.dev/my-project/vsp/components:0.1.0",
+    )
+    compile_.add_argument(
+        "--component-image", default="", help="image the components run in (built from the Dockerfile)"
+    )
+    compile_.add_argument("--output-dir", type=Path, default=Path("build"), help="where the YAML goes (default: build)")
+    compile_.set_defaults(run=_compile)
+    demo = _command(
+        commands,
+        "demo",
+        "train a digit classifier and deploy it end to end on localvertex (TPU v5e, emulated)",
+        "vsp demo",
+    )
+    demo.add_argument(
+        "--work-dir", type=Path, default=Path("build/demo"), help="where the model and config go (default: build/demo)"
+    )
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"localvertex state folder (default: {DEFAULT_DATA_DIR})",
+    )
+    demo.set_defaults(run=_demo)
+
+
+def _run(args) -> int:
+    from pipelines.run import run_local
+
+    return run_local(args.config, data_dir=args.data_dir, tpu_v5e_cores=args.tpu_v5e_cores)
+
+
+def _compile(args) -> int:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compile", Path(__file__).resolve().parents[1] / "compile.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for path in module.compile_pipelines(args.output_dir, args.component_image):
+        print(f"compiled {path}")
+    return 0
+
+
+def _demo(args) -> int:
+    from pipelines.demo import main as demo
+
+    return demo(args.work_dir, args.data_dir)
 
 
 def _emulator_commands(commands) -> None:

@@ -384,6 +384,10 @@ def _deploy_problems(config: DeployConfig) -> list[UserError]:
             found.append(
                 UserError(name, getattr(config, name), "is longer than Vertex AI's 128 characters", "shorten it")
             )
+    if config.deploy_timeout_seconds <= 0:
+        found.append(
+            UserError("deploy_timeout_seconds", config.deploy_timeout_seconds, "must be positive", "use e.g. 1800")
+        )
     for name in ("smoke_atol", "smoke_rtol", "smoke_p99_latency_ms"):
         if getattr(config, name) < 0:
             found.append(UserError(name, getattr(config, name), "is negative", "use 0 or more"))

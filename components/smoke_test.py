@@ -1,0 +1,215 @@
+"""Proves the new model answers like itself through the live endpoint, fast enough, or takes it back out.
+
+The sample instances go through the endpoint to the new DeployedModel; its answers must match the reference
+predictions within the tolerances, and its p99 latency must meet the budget. On failure the previous traffic
+split is restored and the new DeployedModel undeployed in one call, so traffic never rests on a broken model.
+"""
+
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from google_cloud_pipeline_components.types.artifact_types import VertexEndpoint, VertexModel
+from kfp import dsl
+from kfp.dsl.component_decorator import component  # importable inside a running component, unlike dsl.component
+
+from components.image import COMPONENT_IMAGE
+
+MAX_TRIES = 200  # requests to wait for a canary with a small share of traffic
+
+
+class SmokeTestFailed(RuntimeError):
+    """The new model disagreed with its reference or was too slow; it has been taken out of the endpoint."""
+
+
+@dataclass
+class Findings:
+    max_abs_diff: float = 0.0
+    top1_agreement: float | None = None
+    first_request_ms: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    problems: list = field(default_factory=list)
+
+
+def compare(reference: list, predictions: list, atol: float, rtol: float, min_top1: float) -> Findings:
+    """Numbers within atol + rtol * |reference|; for class scores (rows of several values) top-1 agreement too."""
+    found = Findings()
+    if len(reference) != len(predictions):
+        found.problems.append(f"{len(predictions)} predictions for {len(reference)} instances")
+        return found
+    for name, want, got in _outputs(reference, predictions):
+        if want.dtype.kind not in "fiub":
+            if want.tolist() != got.tolist():
+                found.problems.append(f"output {name!r} differs: {got.tolist()[:3]} instead of {want.tolist()[:3]}")
+            continue
+        if want.shape != got.shape:
+            found.problems.append(f"output {name!r} has shape {list(got.shape)} instead of {list(want.shape)}")
+            continue
+        diff = np.abs(got.astype(float) - want.astype(float))
+        found.max_abs_diff = max(found.max_abs_diff, float(diff.max()) if diff.size else 0.0)
+        if not np.allclose(got, want, atol=atol, rtol=rtol):
+            worst = np.unravel_index(np.argmax(diff - rtol * np.abs(want)), diff.shape)
+            found.problems.append(
+                f"output {name!r} differs by up to {diff.max():.3g} (smoke_atol={atol:g}, smoke_rtol={rtol:g}); "
+                f"at {list(map(int, worst))}: {float(got[worst]):.6g} instead of {float(want[worst]):.6g}"
+            )
+        if want.ndim == 2 and want.shape[1] > 1:
+            agreement = float(np.mean(want.argmax(1) == got.argmax(1)))
+            found.top1_agreement = agreement if found.top1_agreement is None else min(found.top1_agreement, agreement)
+            if agreement < min_top1:
+                found.problems.append(
+                    f"output {name!r}: top-1 agreement {agreement:.1%} is below smoke_min_top1_agreement={min_top1:g}"
+                )
+    return found
+
+
+def _outputs(reference: list, predictions: list):
+    if reference and isinstance(reference[0], dict):
+        for name in reference[0]:
+            yield name, np.array([r[name] for r in reference]), np.array([p.get(name) for p in predictions])
+    else:
+        yield "predictions", np.array(reference), np.array(predictions)
+
+
+def measure(endpoint, deployed_model_id: str | None, instances: list, requests: int) -> tuple[list, float, list[float]]:
+    """Predictions for all samples (the first request, timed), then `requests` single-instance latencies.
+
+    Only answers from `deployed_model_id` count: a public endpoint routes by traffic split, so a canary's requests
+    are the ones it happened to get (None: every answer counts, as through a private endpoint's own URI).
+    """
+
+    def call(batch: list):
+        for _ in range(MAX_TRIES):
+            started = time.perf_counter()
+            answer = endpoint.predict(instances=batch)
+            elapsed = (time.perf_counter() - started) * 1e3
+            if deployed_model_id is None or answer.deployed_model_id == deployed_model_id:
+                return answer, elapsed
+        raise SmokeTestFailed(
+            f"DeployedModel {deployed_model_id} answered none of {MAX_TRIES} requests: does it have traffic?"
+        )
+
+    first, first_ms = call(instances)
+    latencies = [call([instances[i % len(instances)]])[1] for i in range(requests)]
+    return first.predictions, first_ms, latencies
+
+
+def smoke_test_deployment(
+    endpoint_name: str,
+    deployed_model_id: str,
+    previous_split: dict,
+    reference: dict,
+    atol: float,
+    rtol: float,
+    min_top1: float,
+    requests: int,
+    p99_budget_ms: float,
+) -> Findings:
+    from google.cloud import aiplatform
+
+    endpoint = aiplatform.Endpoint(endpoint_name)
+    if endpoint.network:
+        endpoint = aiplatform.PrivateEndpoint(endpoint_name)
+    try:
+        predictions, first_ms, latencies = measure(
+            endpoint, None if endpoint.network else deployed_model_id, reference["instances"], requests
+        )
+    except Exception:
+        rollback(endpoint, deployed_model_id, previous_split)
+        raise
+    found = compare(reference["predictions"], predictions, atol, rtol, min_top1)
+    found.first_request_ms, found.p50_ms = first_ms, statistics.median(latencies)
+    found.p99_ms = float(np.percentile(latencies, 99))
+    if p99_budget_ms and found.p99_ms > p99_budget_ms:
+        found.problems.append(f"p99 latency {found.p99_ms:.1f} ms is over smoke_p99_latency_ms={p99_budget_ms:g}")
+    if found.problems:
+        rollback(endpoint, deployed_model_id, previous_split)
+    return found
+
+
+def rollback(endpoint, deployed_model_id: str, previous_split: dict) -> None:
+    """Previous split back and the new DeployedModel undeployed, in one call."""
+    if endpoint.network or not previous_split:
+        endpoint.undeploy(deployed_model_id=deployed_model_id)
+    else:
+        endpoint.undeploy(deployed_model_id=deployed_model_id, traffic_split={**previous_split, deployed_model_id: 0})
+
+
+def report(findings: Findings, endpoint_name: str, deployed_model_id: str, model_name: str, tolerances: dict) -> str:
+    verdict = "failed: " + "; ".join(findings.problems) if findings.problems else "passed"
+    rows = [
+        ("model version", f"`{model_name}`"),
+        ("endpoint", f"`{endpoint_name}`"),
+        ("deployed model", deployed_model_id),
+        (
+            "max abs difference",
+            f"{findings.max_abs_diff:.3g} (atol {tolerances['atol']:g}, rtol {tolerances['rtol']:g})",
+        ),
+        ("top-1 agreement", "n/a" if findings.top1_agreement is None else f"{findings.top1_agreement:.1%}"),
+        ("first request", f"{findings.first_request_ms:.1f} ms"),
+        ("p50 / p99 latency", f"{findings.p50_ms:.1f} / {findings.p99_ms:.1f} ms"),
+    ]
+    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    return f"# Smoke test {verdict.split(':')[0]}\n\n{verdict}\n\n| check | result |\n|---|---|\n{table}\n"
+
+
+@component(base_image=COMPONENT_IMAGE)
+def smoke_test(
+    project: str,
+    location: str,
+    api_endpoint: str,
+    vertex_endpoint: dsl.Input[VertexEndpoint],
+    vertex_model: dsl.Input[VertexModel],
+    deployed_model_id: str,
+    previous_traffic_split: str,
+    reference: dsl.Input[dsl.Dataset],
+    smoke_atol: float,
+    smoke_rtol: float,
+    smoke_min_top1_agreement: float,
+    smoke_requests: int,
+    smoke_p99_latency_ms: float,
+    metrics: dsl.Output[dsl.Metrics],
+    smoke_report: dsl.Output[dsl.Markdown],
+):
+    import json
+    from pathlib import Path
+
+    from components.smoke_test import SmokeTestFailed, report, smoke_test_deployment
+    from components.vertex import init_vertex
+
+    init_vertex(project, location, api_endpoint)
+    endpoint_name = vertex_endpoint.metadata["resourceName"]
+    found = smoke_test_deployment(
+        endpoint_name,
+        deployed_model_id,
+        json.loads(previous_traffic_split),
+        json.loads(Path(reference.path).read_text()),
+        smoke_atol,
+        smoke_rtol,
+        smoke_min_top1_agreement,
+        smoke_requests,
+        smoke_p99_latency_ms,
+    )
+    for name in ("max_abs_diff", "first_request_ms", "p50_ms", "p99_ms"):
+        metrics.log_metric(name, round(getattr(found, name), 4))
+    if found.top1_agreement is not None:
+        metrics.log_metric("top1_agreement", found.top1_agreement)
+    Path(smoke_report.path).write_text(
+        report(
+            found,
+            endpoint_name,
+            deployed_model_id,
+            vertex_model.metadata["resourceName"],
+            {"atol": smoke_atol, "rtol": smoke_rtol},
+        )
+    )
+    if found.problems:
+        raise SmokeTestFailed(
+            f"smoke test failed for DeployedModel {deployed_model_id}: {'; '.join(found.problems)}; "
+            "the previous traffic split is restored and the new DeployedModel undeployed"
+        )
+    print(
+        f"smoke test passed: p50 {found.p50_ms:.1f} ms, p99 {found.p99_ms:.1f} ms, max abs diff {found.max_abs_diff:.3g}"
+    )

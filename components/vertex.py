@@ -1,0 +1,17 @@
+"""Points the aiplatform SDK at Vertex AI, or at whatever `api_endpoint` names (localvertex on loopback)."""
+
+from __future__ import annotations
+
+
+def init_vertex(project: str, location: str, api_endpoint: str = "", staging_bucket: str = "") -> None:
+    """An empty `api_endpoint` is Google's; a plain-http one (localvertex) takes REST with no credentials."""
+    from google.cloud import aiplatform
+
+    kwargs = {"project": project, "location": location, "staging_bucket": staging_bucket or None}
+    if api_endpoint:
+        kwargs |= {"api_endpoint": api_endpoint, "api_transport": "rest"}
+        if api_endpoint.startswith("http://"):
+            from google.auth.credentials import AnonymousCredentials
+
+            kwargs["credentials"] = AnonymousCredentials()
+    aiplatform.init(**kwargs)

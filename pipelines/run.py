@@ -1,0 +1,140 @@
+"""`vsp run --local`: the deploy pipeline through kfp.local against localvertex, ending with a summary.
+
+The pipeline function is the one `compile.py` compiles for Vertex AI Pipelines; only `api_endpoint` and
+`STORAGE_EMULATOR_HOST` point elsewhere.
+"""
+
+import dataclasses
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+from tabulate import tabulate
+
+from pipelines.catalog import load_catalog
+from pipelines.config import DeployConfig, load_config
+from pipelines.validate import validate
+
+LOCAL_PROJECT = "local-project"
+_TASK = re.compile(r"(Executing task|Task) '([^']+)'(?: finished with status (\w+))?")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class StepClock(logging.Filter):
+    """Times each pipeline step from kfp.local's own log lines (a filter: kfp.local replaces the root handlers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: dict[str, float] = {}
+        self.steps: list[tuple[str, str, float]] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found = _TASK.search(_ANSI.sub("", str(record.msg)))
+        if not found:
+            return True
+        name = found[2]
+        if found[1] == "Executing task":
+            self.started[name] = time.monotonic()
+        elif found[3] and name in self.started:
+            self.steps.append((name, found[3], time.monotonic() - self.started.pop(name)))
+        return True
+
+
+def pipeline_arguments(config: DeployConfig, api_endpoint: str, staging_bucket: str) -> dict:
+    """DeployConfig -> the pipeline's parameters (same names; use_tfrt as "", "true" or "false")."""
+    values = dataclasses.asdict(config)
+    values["use_tfrt"] = "" if config.use_tfrt is None else str(config.use_tfrt).lower()
+    values["allowed_batch_sizes"] = list(config.allowed_batch_sizes)
+    values |= {
+        "api_endpoint": api_endpoint,
+        "project": config.project or LOCAL_PROJECT,
+        "staging_bucket": config.staging_bucket or staging_bucket,
+    }
+    return values
+
+
+def ensure_emulator(data_dir: Path, tpu_v5e_cores: int | None) -> dict:
+    from localvertex.control import up
+    from localvertex.emulator import Config, read_state
+
+    state = read_state(data_dir)
+    if state:
+        wanted = tpu_v5e_cores or 0
+        if wanted > state.get("tpu_v5e_cores", 0):
+            print(
+                f"run: localvertex on {data_dir} has {state.get('tpu_v5e_cores', 0)} TPU v5e cores of quota, "
+                f"{wanted} asked: restart it with `vsp emulator down` first to change it"
+            )
+        return state
+    print(f"run: starting localvertex on {data_dir}")
+    up(Config(data_dir=data_dir, tpu_v5e_cores=tpu_v5e_cores), detach=True)
+    return read_state(data_dir)
+
+
+def run_local(
+    config_path: Path, data_dir: Path | None = None, tpu_v5e_cores: int | None = None, pipeline_root: Path | None = None
+) -> int:
+    import kfp.local
+
+    from localvertex.emulator import DEFAULT_DATA_DIR, STAGING_BUCKET, environment
+    from pipelines.deploy import deploy_pipeline
+
+    config = load_config(config_path)
+    validate(config, load_catalog())  # the whole configuration, before anything starts
+    data_dir = data_dir or DEFAULT_DATA_DIR
+    state = ensure_emulator(data_dir, tpu_v5e_cores)
+    os.environ.update({"STORAGE_EMULATOR_HOST": environment(state)["STORAGE_EMULATOR_HOST"]})
+    arguments = pipeline_arguments(config, state["api_endpoint"], f"gs://{STAGING_BUCKET}")
+    root = pipeline_root or data_dir / "pipeline-runs"
+    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=False)
+    clock = StepClock()
+    logging.getLogger().addFilter(clock)
+    started = time.monotonic()
+    try:
+        result = deploy_pipeline(**arguments)
+    finally:
+        logging.getLogger().removeFilter(clock)
+    failed = [name for name, status, _ in clock.steps if status != "SUCCESS"]
+    print()
+    print(
+        tabulate(
+            [[n, s, f"{d:.1f}s"] for n, s, d in clock.steps] + [["total", "", f"{time.monotonic() - started:.1f}s"]],
+            headers=["step", "status", "duration"],
+        )
+    )
+    print()
+    print(summary(config, arguments, result))
+    return 1 if failed or not clock.steps else 0
+
+
+def summary(config: DeployConfig, arguments: dict, result) -> str:
+    """Model version, endpoint, traffic split and smoke-test figures, read back through the SDK."""
+    from google.cloud import aiplatform
+
+    from components.endpoint import get_or_create_endpoint
+    from components.vertex import init_vertex
+
+    init_vertex(arguments["project"], arguments["location"], arguments["api_endpoint"])
+    rows = []
+    models = aiplatform.Model.list(filter=f'display_name="{config.model_display_name}"')
+    if models:
+        versions = aiplatform.models.ModelRegistry(models[0].resource_name).list_versions()
+        rows.append(["model", f"{models[0].resource_name} ({len(versions)} versions)"])
+    endpoints = (aiplatform.PrivateEndpoint if config.endpoint_network else aiplatform.Endpoint).list(
+        filter=f'display_name="{config.endpoint_display_name}"'
+    )
+    if endpoints:
+        endpoint = get_or_create_endpoint(config.endpoint_display_name, config.endpoint_network)
+        by_id = {d.id: d.model.rsplit("/", 1)[-1] for d in endpoint.list_models()}
+        split = ", ".join(f"{by_id.get(k, k)} (DeployedModel {k}): {v}%" for k, v in endpoint.traffic_split.items())
+        rows += [["endpoint", endpoint.resource_name], ["traffic split", split or "(none)"]]
+    metrics = getattr(getattr(result, "outputs", {}), "get", lambda *_: None)("metrics") if result else None
+    if metrics is not None:
+        rows += [[k.replace("_", " "), v] for k, v in metrics.metadata.items() if k != "display_name"]
+    text = tabulate(rows, tablefmt="plain")
+    if endpoints:
+        url = f"{arguments['api_endpoint']}/v1/{endpoint.resource_name}:predict"
+        text += f"\n\nCall the endpoint:\n  curl -s -X POST {url} -H 'Content-Type: application/json' -d '{{\"instances\": [...]}}'"
+    return text
