@@ -49,7 +49,9 @@ def deploy_version(
             machine_spec=spec, min_replica_count=min_replica_count, max_replica_count=max_replica_count
         ),
     )
-    split = None if endpoint.network else aiplatform.Endpoint._allocate_traffic(previous, traffic_percentage)
+    # As the SDK does: the first model of an endpoint takes all traffic, whatever traffic_percentage says.
+    share = traffic_percentage if previous else 100
+    split = None if endpoint.network else aiplatform.Endpoint._allocate_traffic(previous, share)
     operation = endpoint.api_client.deploy_model(
         endpoint=endpoint.resource_name, deployed_model=deployed, traffic_split=split
     )

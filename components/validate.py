@@ -2,7 +2,6 @@
 
 from typing import NamedTuple
 
-from kfp import dsl
 from kfp.dsl.component_decorator import component  # importable inside a running component, unlike dsl.component
 
 from components.image import COMPONENT_IMAGE

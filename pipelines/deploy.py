@@ -20,6 +20,13 @@ from components.warmup import warmup
 PIPELINE_NAME = "vertex-serving-deploy"
 
 
+class Outputs(NamedTuple):
+    """What a run leaves for the Vertex AI UI: the smoke test's Metrics and Markdown report."""
+
+    metrics: dsl.Metrics
+    report: dsl.Markdown
+
+
 @dsl.pipeline(
     name=PIPELINE_NAME,
     description="Deploy a TensorFlow SavedModel to a Vertex AI endpoint on the optimized TensorFlow runtime.",
@@ -61,7 +68,7 @@ def deploy_pipeline(
     smoke_min_top1_agreement: float = 0.99,
     smoke_requests: int = 50,
     smoke_p99_latency_ms: float = 0.0,
-) -> NamedTuple("Outputs", [("metrics", dsl.Metrics), ("report", dsl.Markdown)]):
+) -> Outputs:
     where = {"project": project, "location": location, "api_endpoint": api_endpoint}
     checked = validate_config(
         container_version=container_version,
@@ -143,5 +150,4 @@ def deploy_pipeline(
         smoke_requests=smoke_requests,
         smoke_p99_latency_ms=smoke_p99_latency_ms,
     ).set_display_name("smoke-test")
-    outputs = NamedTuple("Outputs", [("metrics", dsl.Metrics), ("report", dsl.Markdown)])
-    return outputs(metrics=smoked.outputs["metrics"], report=smoked.outputs["smoke_report"])
+    return Outputs(metrics=smoked.outputs["metrics"], report=smoked.outputs["smoke_report"])

@@ -76,10 +76,7 @@ def ensure_emulator(data_dir: Path, tpu_v5e_cores: int | None) -> dict:
 def run_local(
     config_path: Path, data_dir: Path | None = None, tpu_v5e_cores: int | None = None, pipeline_root: Path | None = None
 ) -> int:
-    import kfp.local
-
     from localvertex.emulator import DEFAULT_DATA_DIR, STAGING_BUCKET, environment
-    from pipelines.deploy import deploy_pipeline
 
     config = load_config(config_path)
     validate(config, load_catalog())  # the whole configuration, before anything starts
@@ -87,26 +84,30 @@ def run_local(
     state = ensure_emulator(data_dir, tpu_v5e_cores)
     os.environ.update({"STORAGE_EMULATOR_HOST": environment(state)["STORAGE_EMULATOR_HOST"]})
     arguments = pipeline_arguments(config, state["api_endpoint"], f"gs://{STAGING_BUCKET}")
-    root = pipeline_root or data_dir / "pipeline-runs"
+    started = time.monotonic()
+    steps, result = run_pipeline(arguments, pipeline_root or data_dir / "pipeline-runs")
+    rows = [[n, s, f"{d:.1f}s"] for n, s, d in steps] + [["total", "", f"{time.monotonic() - started:.1f}s"]]
+    print()
+    print(tabulate(rows, headers=["step", "status", "duration"]))
+    print()
+    print(summary(config, arguments, result))
+    return 0 if steps and all(status == "SUCCESS" for _, status, _ in steps) else 1
+
+
+def run_pipeline(arguments: dict, root: Path) -> tuple[list, object]:
+    """Runs the deploy pipeline through kfp.local; returns each step's (name, status, seconds) and the outputs."""
+    import kfp.local
+
+    from pipelines.deploy import deploy_pipeline
+
     kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=False)
     clock = StepClock()
     logging.getLogger().addFilter(clock)
-    started = time.monotonic()
     try:
         result = deploy_pipeline(**arguments)
     finally:
         logging.getLogger().removeFilter(clock)
-    failed = [name for name, status, _ in clock.steps if status != "SUCCESS"]
-    print()
-    print(
-        tabulate(
-            [[n, s, f"{d:.1f}s"] for n, s, d in clock.steps] + [["total", "", f"{time.monotonic() - started:.1f}s"]],
-            headers=["step", "status", "duration"],
-        )
-    )
-    print()
-    print(summary(config, arguments, result))
-    return 1 if failed or not clock.steps else 0
+    return clock.steps, result
 
 
 def summary(config: DeployConfig, arguments: dict, result) -> str:
