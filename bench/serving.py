@@ -88,7 +88,7 @@ def serve_and_load(
 
 def first_request(model_dir: Path, shape, with_warmup: bool, work: Path) -> dict:
     """First-request latency after healthy vs the steady median, with XLA precompilation on."""
-    from components.warmup import warmup_records, write_warmup_file
+    from components.warmup import WARMUP_REPEATS, warmup_records, write_warmup_file
 
     target = work / f"xla-{'warm' if with_warmup else 'cold'}"
     if not target.exists():
@@ -97,7 +97,7 @@ def first_request(model_dir: Path, shape, with_warmup: bool, work: Path) -> dict
         shutil.copytree(model_dir, target)
         if with_warmup:
             samples = {"x": np.random.default_rng(2).random((MAX_BATCH, *shape), dtype=np.float32)}
-            write_warmup_file(target, warmup_records(samples, [1, 8, MAX_BATCH]))
+            write_warmup_file(target, warmup_records(samples, [1, 8, MAX_BATCH], repeats=WARMUP_REPEATS))
     args = [
         "--allow_precompilation=true",
         "--enable_batching=true",

@@ -35,9 +35,9 @@ def deploy_version(
     from google.cloud import aiplatform
     from google.cloud.aiplatform_v1 import types
 
-    endpoint = aiplatform.Endpoint(endpoint_name)
-    if endpoint.network:
-        endpoint = aiplatform.PrivateEndpoint(endpoint_name)
+    from components.vertex import open_endpoint
+
+    endpoint = open_endpoint(endpoint_name)
     previous = dict(endpoint.traffic_split)
     spec = types.MachineSpec(machine_type=machine_type)
     if accelerator_type:

@@ -107,11 +107,9 @@ def smoke_test_deployment(
     requests: int,
     p99_budget_ms: float,
 ) -> Findings:
-    from google.cloud import aiplatform
+    from components.vertex import open_endpoint
 
-    endpoint = aiplatform.Endpoint(endpoint_name)
-    if endpoint.network:
-        endpoint = aiplatform.PrivateEndpoint(endpoint_name)
+    endpoint = open_endpoint(endpoint_name)
     try:
         predictions, first_ms, latencies = measure(
             endpoint, None if endpoint.network else deployed_model_id, reference["instances"], requests

@@ -15,3 +15,11 @@ def init_vertex(project: str, location: str, api_endpoint: str = "", staging_buc
 
             kwargs["credentials"] = AnonymousCredentials()
     aiplatform.init(**kwargs)
+
+
+def open_endpoint(name: str):
+    """The endpoint as the SDK class that can call it: private endpoints predict through their own URI."""
+    from google.cloud import aiplatform
+
+    endpoint = aiplatform.Endpoint(name)
+    return aiplatform.PrivateEndpoint(name) if endpoint.network else endpoint

@@ -14,6 +14,10 @@ from kfp.dsl.component_decorator import component  # importable inside a running
 from components.image import COMPONENT_IMAGE
 from pipelines.artifacts import MAX_WARMUP_RECORDS, WARMUP_FILE
 
+# XLA's auto-clustering compiles a cluster lazily, once it has run a few times with the same shapes: one replay per
+# batch size would leave the compilation to the first real request.
+WARMUP_REPEATS = 3
+
 
 def warmup_records(
     samples: dict[str, np.ndarray], batch_sizes: list[int], signature_name: str = "serving_default", repeats: int = 1
@@ -67,7 +71,7 @@ def warm(model_dir: Path, target: Path, instances: list, batch_sizes: list[int])
         samples = parse_predict({"instances": instances}, signature).feeds
     finally:
         servable.close()
-    records = warmup_records(samples, batch_sizes, signature.name)
+    records = warmup_records(samples, batch_sizes, signature.name, repeats=WARMUP_REPEATS)
     write_warmup_file(target, records)
     return len(records)
 

@@ -15,18 +15,10 @@ from components.endpoint import get_or_create_endpoint
 from pipelines.config import DeployConfig
 from pipelines.demo import demo_config, train_and_export
 from pipelines.run import pipeline_arguments, run_local, run_pipeline
-from tests.integration.localvertex_fixtures import PROJECT, Emulator
+from tests.integration.localvertex_fixtures import PROJECT
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    running = Emulator(tmp_path_factory.mktemp("localvertex"), tpu_cores=8).start()
-    running.init_sdk()
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from google.cloud import aiplatform, storage
 from google.cloud.aiplatform_v1 import types
 
 from localvertex.control import status
-from tests.integration.localvertex_fixtures import CPU_IMAGE, TPU_IMAGE, Emulator
+from tests.integration.localvertex_fixtures import CPU_IMAGE, TPU_IMAGE
 from tests.models import tagged_sum
 
 pytestmark = pytest.mark.integration
@@ -21,14 +21,6 @@ ROW = {"a": [1.0, 2.0, 3.0], "tag": "x"}  # sum 14
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return tagged_sum(tmp_path_factory.mktemp("models") / "tagged", alias="tpu_func")
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-    running = Emulator(tmp_path_factory.mktemp("localvertex"), tpu_cores=8).start()
-    running.init_sdk()
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")
