@@ -138,4 +138,5 @@ def summary(config: DeployConfig, arguments: dict, result) -> str:
     if endpoints:
         url = f"{arguments['api_endpoint']}/v1/{endpoint.resource_name}:predict"
         text += f"\n\nCall the endpoint:\n  curl -s -X POST {url} -H 'Content-Type: application/json' -d '{{\"instances\": [...]}}'"
+        text += "\nlocalvertex keeps running for that: `vsp emulator status` shows it, `vsp emulator down` stops it."
     return text
