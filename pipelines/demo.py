@@ -17,8 +17,6 @@ def train_and_export(target: Path, epochs: int = 40) -> tuple[Path, Path]:
     """Returns the SavedModel folder and a JSON Lines file of held-out sample instances."""
     import keras
     import numpy as np
-    import tensorflow as tf
-    from keras.export import ExportArchive
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -33,18 +31,26 @@ def train_and_export(target: Path, epochs: int = 40) -> tuple[Path, Path]:
     model.fit(x_train, y_train, epochs=epochs, batch_size=64, verbose=0)
     accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
     print(f"demo: trained a digit classifier on {len(x_train)} images, test accuracy {accuracy:.1%}")
+    saved = export_classifier(model, target / "model")
+    samples = target / "samples.jsonl"
+    samples.write_text("".join(json.dumps({"pixels": row.round(4).tolist()}) + "\n" for row in x_test[:32]))
+    return saved, samples
+
+
+def export_classifier(model, path: Path, training: bool = False) -> Path:
+    """A SavedModel taking `pixels` [-1, 64] to `probabilities`, with its serving function under the TPU alias."""
+    import tensorflow as tf
+    from keras.export import ExportArchive
+
     archive = ExportArchive()
     archive.track(model)
     serve = archive.add_endpoint(
         "serving_default",
-        lambda x: {"probabilities": model(x, training=False)},
+        lambda x: {"probabilities": model(x, training=training)},
         input_signature=[tf.TensorSpec((None, 64), tf.float32, name="pixels")],
     )
-    saved = target / "model"
-    archive.write_out(str(saved), options=tf.saved_model.SaveOptions(function_aliases={ALIAS: serve}), verbose=False)
-    samples = target / "samples.jsonl"
-    samples.write_text("".join(json.dumps({"pixels": row.round(4).tolist()}) + "\n" for row in x_test[:32]))
-    return saved, samples
+    archive.write_out(str(path), options=tf.saved_model.SaveOptions(function_aliases={ALIAS: serve}), verbose=False)
+    return path
 
 
 def demo_config(model: Path, samples: Path) -> dict:

@@ -13,7 +13,7 @@ from google.cloud import aiplatform
 
 from components.endpoint import get_or_create_endpoint
 from pipelines.config import DeployConfig
-from pipelines.demo import demo_config, train_and_export
+from pipelines.demo import demo_config, export_classifier, train_and_export
 from pipelines.run import pipeline_arguments, run_local, run_pipeline
 from tests.integration.localvertex_fixtures import PROJECT
 
@@ -142,8 +142,6 @@ def test_an_invalid_configuration_fails_in_validation_and_creates_nothing(emulat
 def _noisy_model(path: Path) -> Path:
     """A digit model that forgot `training=False`: its dropout makes served answers differ from its reference."""
     import keras
-    import tensorflow as tf
-    from keras.export import ExportArchive
 
     keras.utils.set_random_seed(3)
     model = keras.Sequential(
@@ -154,14 +152,4 @@ def _noisy_model(path: Path) -> Path:
             keras.layers.Dense(10, activation="softmax"),
         ]
     )
-    archive = ExportArchive()
-    archive.track(model)
-    serve = archive.add_endpoint(
-        "serving_default",
-        lambda x: {"probabilities": model(x, training=True)},
-        input_signature=[tf.TensorSpec((None, 64), tf.float32, name="pixels")],
-    )
-    archive.write_out(
-        str(path), options=tf.saved_model.SaveOptions(function_aliases={"tpu_func": serve}), verbose=False
-    )
-    return path
+    return export_classifier(model, path, training=True)
