@@ -135,6 +135,23 @@ def rollback(endpoint, deployed_model_id: str, previous_split: dict) -> None:
         endpoint.undeploy(deployed_model_id=deployed_model_id, traffic_split={**previous_split, deployed_model_id: 0})
 
 
+def retire_zero_traffic(endpoint_name: str, model_name: str, keep: str) -> list[str]:
+    """Undeploys the endpoint's other DeployedModels of the same Model that get no traffic; returns their ids."""
+    from components.vertex import open_endpoint
+
+    endpoint = open_endpoint(endpoint_name)
+    split = endpoint.traffic_split
+    model = model_name.split("@")[0]
+    retired = [
+        d.id
+        for d in endpoint.list_models()
+        if d.id != keep and d.model.split("@")[0] == model and not split.get(d.id, 0) and not endpoint.network
+    ]
+    for deployed_model_id in retired:
+        endpoint.undeploy(deployed_model_id=deployed_model_id)
+    return retired
+
+
 def report(findings: Findings, endpoint_name: str, deployed_model_id: str, model_name: str, tolerances: dict) -> str:
     verdict = "failed: " + "; ".join(findings.problems) if findings.problems else "passed"
     rows = [
@@ -168,13 +185,14 @@ def smoke_test(
     smoke_min_top1_agreement: float,
     smoke_requests: int,
     smoke_p99_latency_ms: float,
+    undeploy_zero_traffic: bool,
     metrics: dsl.Output[dsl.Metrics],
     smoke_report: dsl.Output[dsl.Markdown],
 ):
     import json
     from pathlib import Path
 
-    from components.smoke_test import SmokeTestFailed, report, smoke_test_deployment
+    from components.smoke_test import SmokeTestFailed, report, retire_zero_traffic, smoke_test_deployment
     from components.vertex import init_vertex
 
     init_vertex(project, location, api_endpoint)
@@ -208,6 +226,9 @@ def smoke_test(
             f"smoke test failed for DeployedModel {deployed_model_id}: {'; '.join(found.problems)}; "
             "the previous traffic split is restored and the new DeployedModel undeployed"
         )
+    if undeploy_zero_traffic:
+        retired = retire_zero_traffic(endpoint_name, vertex_model.metadata["resourceName"], deployed_model_id)
+        print(f"smoke test: undeployed DeployedModels with no traffic: {retired or 'none'}")
     print(
         f"smoke test passed: p50 {found.p50_ms:.1f} ms, p99 {found.p99_ms:.1f} ms, max abs diff {found.max_abs_diff:.3g}"
     )

@@ -57,6 +57,7 @@ class DeployConfig:
     endpoint_network: str = ""
     traffic_percentage: int = 100
     deploy_timeout_seconds: float = 1800.0
+    undeploy_zero_traffic: bool = False  # after a passed smoke test, retire this model's versions left with 0%
     # The smoke test that decides whether the new model keeps its traffic.
     sample_instances_uri: str = ""
     smoke_atol: float = 1e-4

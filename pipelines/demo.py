@@ -68,6 +68,7 @@ def demo_config(model: Path, samples: Path) -> dict:
         "allowed_batch_sizes": [1, 8, 32],
         "batch_timeout_micros": 1000,
         "smoke_requests": 30,
+        "undeploy_zero_traffic": True,  # a re-run retires the version it replaced, so the demo's quota never runs out
     }
 
 

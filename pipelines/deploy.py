@@ -68,6 +68,7 @@ def deploy_pipeline(
     smoke_min_top1_agreement: float = 0.99,
     smoke_requests: int = 50,
     smoke_p99_latency_ms: float = 0.0,
+    undeploy_zero_traffic: bool = False,
 ) -> Outputs:
     where = {"project": project, "location": location, "api_endpoint": api_endpoint}
     checked = validate_config(
@@ -149,5 +150,6 @@ def deploy_pipeline(
         smoke_min_top1_agreement=smoke_min_top1_agreement,
         smoke_requests=smoke_requests,
         smoke_p99_latency_ms=smoke_p99_latency_ms,
+        undeploy_zero_traffic=undeploy_zero_traffic,
     ).set_display_name("smoke-test")
     return Outputs(metrics=smoked.outputs["metrics"], report=smoked.outputs["smoke_report"])

@@ -229,3 +229,27 @@ def test_staged_artifacts_land_in_the_gcs_emulator(emulator, tpu_model):
     bucket, _, prefix = tpu_model.uri.removeprefix("gs://").partition("/")
     names = [b.name for b in storage.Client().list_blobs(bucket, prefix=prefix)]
     assert any(n.endswith("saved_model.pb") for n in names)
+
+
+def test_versions_left_without_traffic_can_be_retired(emulator, model_dir):
+    from components.smoke_test import retire_zero_traffic
+
+    endpoint = aiplatform.Endpoint.create(display_name="retire")
+    v1 = aiplatform.Model.upload(
+        display_name="retire", artifact_uri=str(model_dir), serving_container_image_uri=CPU_IMAGE
+    )
+    v1.deploy(endpoint=endpoint, machine_type="n1-standard-4")
+    v2 = aiplatform.Model.upload(
+        display_name="retire",
+        parent_model=v1.resource_name,
+        artifact_uri=str(model_dir),
+        serving_container_image_uri=CPU_IMAGE,
+    )
+    v2.deploy(endpoint=endpoint, machine_type="n1-standard-4", traffic_percentage=100)
+    endpoint = aiplatform.Endpoint(endpoint.resource_name)
+    new_id = next(k for k, v in endpoint.traffic_split.items() if v == 100)
+    old_id = next(d.id for d in endpoint.list_models() if d.id != new_id)
+    assert retire_zero_traffic(endpoint.resource_name, v2.versioned_resource_name, new_id) == [old_id]
+    endpoint = aiplatform.Endpoint(endpoint.resource_name)
+    assert [d.id for d in endpoint.list_models()] == [new_id] and endpoint.traffic_split == {new_id: 100}
+    endpoint.undeploy_all()
