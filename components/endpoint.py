@@ -7,23 +7,31 @@ from kfp.dsl.component_decorator import component  # importable inside a running
 from components.image import COMPONENT_IMAGE
 
 
-def get_or_create_endpoint(display_name: str, network: str = ""):
-    """The oldest endpoint with this display name (public, or private on `network`), else a new one."""
+def find_endpoint(display_name: str, network: str = ""):
+    """The oldest endpoint with this display name (public, or private on `network`), or None."""
     from google.cloud import aiplatform
 
     kind = aiplatform.PrivateEndpoint if network else aiplatform.Endpoint
     found = kind.list(filter=f'display_name="{display_name}"', order_by="create_time")
     if network:
         found = [e for e in found if e.network == network]
+    if len(found) > 1:
+        print(
+            f"endpoint: {len(found)} endpoints are named {display_name!r}; using the oldest, {found[0].resource_name}"
+        )
+    return found[0] if found else None
+
+
+def get_or_create_endpoint(display_name: str, network: str = ""):
+    """The endpoint `find_endpoint` finds, else a new one."""
+    from google.cloud import aiplatform
+
+    found = find_endpoint(display_name, network)
     if found:
-        if len(found) > 1:
-            print(
-                f"endpoint: {len(found)} endpoints are named {display_name!r}; using the oldest, {found[0].resource_name}"
-            )
-        return found[0]
-    return (
-        kind.create(display_name=display_name, network=network) if network else kind.create(display_name=display_name)
-    )
+        return found
+    if network:
+        return aiplatform.PrivateEndpoint.create(display_name=display_name, network=network)
+    return aiplatform.Endpoint.create(display_name=display_name)
 
 
 @component(base_image=COMPONENT_IMAGE)

@@ -114,7 +114,7 @@ def summary(config: DeployConfig, arguments: dict, result) -> str:
     """Model version, endpoint, traffic split and smoke-test figures, read back through the SDK."""
     from google.cloud import aiplatform
 
-    from components.endpoint import get_or_create_endpoint
+    from components.endpoint import find_endpoint
     from components.vertex import init_vertex
 
     init_vertex(arguments["project"], arguments["location"], arguments["api_endpoint"])
@@ -123,19 +123,16 @@ def summary(config: DeployConfig, arguments: dict, result) -> str:
     if models:
         versions = aiplatform.models.ModelRegistry(models[0].resource_name).list_versions()
         rows.append(["model", f"{models[0].resource_name} ({len(versions)} versions)"])
-    endpoints = (aiplatform.PrivateEndpoint if config.endpoint_network else aiplatform.Endpoint).list(
-        filter=f'display_name="{config.endpoint_display_name}"'
-    )
-    if endpoints:
-        endpoint = get_or_create_endpoint(config.endpoint_display_name, config.endpoint_network)
+    endpoint = find_endpoint(config.endpoint_display_name, config.endpoint_network)  # read only: never creates
+    if endpoint:
         by_id = {d.id: d.model.rsplit("/", 1)[-1] for d in endpoint.list_models()}
         split = ", ".join(f"{by_id.get(k, k)} (DeployedModel {k}): {v}%" for k, v in endpoint.traffic_split.items())
         rows += [["endpoint", endpoint.resource_name], ["traffic split", split or "(none)"]]
-    metrics = getattr(getattr(result, "outputs", {}), "get", lambda *_: None)("metrics") if result else None
+    metrics = (getattr(result, "outputs", None) or {}).get("metrics")
     if metrics is not None:
         rows += [[k.replace("_", " "), v] for k, v in metrics.metadata.items() if k != "display_name"]
     text = tabulate(rows, tablefmt="plain")
-    if endpoints:
+    if endpoint:
         url = f"{arguments['api_endpoint']}/v1/{endpoint.resource_name}:predict"
         text += f"\n\nCall the endpoint:\n  curl -s -X POST {url} -H 'Content-Type: application/json' -d '{{\"instances\": [...]}}'"
         text += "\nlocalvertex keeps running for that: `vsp emulator status` shows it, `vsp emulator down` stops it."

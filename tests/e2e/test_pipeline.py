@@ -11,7 +11,7 @@ import pytest
 import yaml
 from google.cloud import aiplatform
 
-from components.endpoint import get_or_create_endpoint
+from components.endpoint import find_endpoint
 from pipelines.config import DeployConfig
 from pipelines.demo import demo_config, export_classifier, train_and_export
 from pipelines.run import pipeline_arguments, run_local, run_pipeline
@@ -76,7 +76,7 @@ def test_two_runs_make_one_endpoint_two_versions_and_the_asked_split(emulator, d
         "1",
         "2",
     ]
-    endpoint = get_or_create_endpoint("e2e-endpoint")
+    endpoint = find_endpoint("e2e-endpoint")
     by_version = {d.model_version_id: d.id for d in endpoint.list_models()}
     assert endpoint.traffic_split == {by_version["1"]: 70, by_version["2"]: 30}
     metrics = result.outputs["metrics"].metadata
@@ -89,7 +89,7 @@ def test_a_model_that_disagrees_is_rolled_back_while_predictions_keep_succeeding
     model, samples = digits
     values = base_values(model, samples, endpoint_display_name="e2e-rollback", model_display_name="e2e-rollback")
     assert {s for _, s, _ in run_pipeline(arguments(emulator, **values), tmp_path / "runs")[0]} == {"SUCCESS"}
-    endpoint = get_or_create_endpoint("e2e-rollback")
+    endpoint = find_endpoint("e2e-rollback")
     before = dict(endpoint.traffic_split)
     noisy = _noisy_model(tmp_path / "noisy")
     failures, stop = [], threading.Event()
@@ -110,7 +110,7 @@ def test_a_model_that_disagrees_is_rolled_back_while_predictions_keep_succeeding
         stop.set()
         watcher.join()
     assert [(n, s) for n, s, _ in steps][-1] == ("smoke-test", "FAILURE")
-    endpoint = get_or_create_endpoint("e2e-rollback")
+    endpoint = find_endpoint("e2e-rollback")
     assert endpoint.traffic_split == before and [d.id for d in endpoint.list_models()] == list(before)
     assert failures == []
 
