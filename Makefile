@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-test: install ## run every test: unit, integration and end to end
+test: install ## check the import layers, then run every test: unit, integration and end to end
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
 demo: install ## run the main job end to end on the local default
@@ -29,8 +30,8 @@ lint: install ## check style and common bugs with ruff
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-compile: install ## compile the pipelines to build/*.yaml
-	$(BIN)/python compile.py
+compile: install ## compile the pipelines to build/*.yaml (IMAGE=registry path of the component image)
+	$(BIN)/vsp compile $(if $(IMAGE),--component-image $(IMAGE))
 
 bench: install ## run the benchmarks under bench/ and print their ratios (load from wrk: apt-get install wrk)
 	@command -v wrk >/dev/null || { echo "make bench needs wrk for load from a separate process: apt-get install wrk"; exit 2; }

@@ -38,8 +38,8 @@ BATCHING = [
 
 def in_process(model_dir: Path, shape: tuple[int, ...], seconds: float) -> dict:
     """The serving signature called directly: throughput at the max batch size and batch-1 latency."""
-    from localvertex.modelserver.servable import Servable
-    from pipelines.options import RuntimeOptions
+    from vertex_serving.options import RuntimeOptions
+    from vertex_serving.tfserving.servable import Servable
 
     servable = Servable(model_dir, 1, RuntimeOptions())
     signature = servable.signature(None)
@@ -88,7 +88,8 @@ def serve_and_load(
 
 def first_request(model_dir: Path, shape, with_warmup: bool, work: Path) -> dict:
     """First-request latency after healthy vs the steady median, with XLA precompilation on."""
-    from components.warmup import WARMUP_REPEATS, warmup_records, write_warmup_file
+    from components.warmup import WARMUP_REPEATS
+    from vertex_serving.tfserving.warmup import warmup_records, write_warmup_file
 
     target = work / f"xla-{'warm' if with_warmup else 'cold'}"
     if not target.exists():

@@ -12,28 +12,43 @@ import numpy as np
 from kfp import dsl
 from kfp.dsl.component_decorator import component  # importable inside a running component, unlike dsl.component
 
-from components.image import COMPONENT_IMAGE
+from components import COMPONENT_IMAGE
+from vertex_serving.errors import UserError
 
 JSON_KINDS = "fiub"  # floats, ints, unsigned, bools; strings are objects
 SYNTHETIC_ROWS = 8
 
 
-class ModelError(ValueError):
-    """The model itself cannot be served as configured: names the model, the problem and the fix."""
-
-
 def read_instances(uri: str) -> list:
     """JSON Lines, one instance a line, from a local path or gs://."""
-    if uri.startswith("gs://"):
-        from google.cloud import storage
+    try:
+        if uri.startswith("gs://"):
+            from google.cloud import storage
 
-        bucket, _, name = uri.removeprefix("gs://").partition("/")
-        text = storage.Client().bucket(bucket).blob(name).download_as_text()
-    else:
-        text = Path(uri).read_text()
-    instances = [json.loads(line) for line in text.splitlines() if line.strip()]
+            bucket, _, name = uri.removeprefix("gs://").partition("/")
+            text = storage.Client().bucket(bucket).blob(name).download_as_text()
+        else:
+            text = Path(uri).read_text()
+    except Exception as e:  # a missing file or object, a bad bucket name, no permission: all the user's to fix
+        reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
+        raise UserError(
+            "sample_instances_uri", uri, f"cannot be read ({reason})", "give a JSON Lines file or gs:// object"
+        ) from None
+    instances = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            instances.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise UserError(
+                "sample_instances_uri",
+                uri,
+                f"is not JSON Lines ({e.msg} on line {number})",
+                "write one JSON instance per line",
+            ) from None
     if not instances:
-        raise ModelError(f"sample_instances_uri={uri!r} holds no instances: write one JSON instance per line")
+        raise UserError("sample_instances_uri", uri, "holds no instances", "write one JSON instance per line")
     return instances
 
 
@@ -43,7 +58,12 @@ def synthetic_instances(signature, rows: int = SYNTHETIC_ROWS, seed: int = 0) ->
     columns = {}
     for key, spec in signature.inputs.items():
         if spec.dtype == object:
-            raise ModelError(f"input {key!r} takes strings, which cannot be made up: set sample_instances_uri")
+            raise UserError(
+                "sample_instances_uri",
+                "",
+                f"is empty, but input {key!r} takes strings, which cannot be made up",
+                "give sample instances as JSON Lines",
+            )
         shape = (rows, *(d if d > 0 else 1 for d in (spec.shape or (-1,))[1:]))
         if spec.dtype.kind == "f":
             columns[key] = rng.normal(size=shape).astype(spec.dtype)
@@ -56,55 +76,97 @@ def synthetic_instances(signature, rows: int = SYNTHETIC_ROWS, seed: int = 0) ->
     return [{k: v[i].tolist() for k, v in columns.items()} for i in range(rows)]
 
 
-def check_signature(signature) -> None:
+def check_signature(signature, model_dir: str = "") -> None:
+    """The serving signature must speak JSON and take batches: Vertex AI's prediction requests are both."""
     for key, spec in {**signature.inputs, **signature.outputs}.items():
         if spec.dtype != object and spec.dtype.kind not in JSON_KINDS:
-            raise ModelError(
-                f"tensor {key!r} of signature {signature.name!r} is {spec.dtype_name}, which JSON cannot carry"
+            raise UserError(
+                "model_dir",
+                model_dir,
+                f"has tensor {key!r} of signature {signature.name!r} as {spec.dtype_name}, which JSON cannot carry",
+                "export the signature with numeric, bool or string tensors",
             )
     for key, spec in signature.inputs.items():
         if spec.shape is not None and (not spec.shape or spec.shape[0] != -1):
-            raise ModelError(
-                f"input {key!r} of signature {signature.name!r} has shape {list(spec.shape)}: its first dimension must "
-                "be unknown (None) so requests can be batched"
+            raise UserError(
+                "model_dir",
+                model_dir,
+                f"has input {key!r} of signature {signature.name!r} with shape {list(spec.shape)}, which cannot be "
+                "batched",
+                "export it with an unknown (None) first dimension",
             )
 
 
 def prepare(model_dir: str, target: Path, tpu_mode: str, tpu_function_alias: str, batching_config: str) -> Path:
     """Copies (or, for manual partitioning without the alias, re-saves) the model into `target`."""
-    from localvertex.modelserver.storage import fetch_model
+    from vertex_serving.tfserving.errors import ServingError
+    from vertex_serving.tfserving.storage import fetch_model
 
-    source = fetch_model(model_dir, target.parent / "download")
+    try:
+        source = fetch_model(model_dir, target.parent / "download")
+    except ServingError as e:
+        raise UserError(
+            "model_dir", model_dir, f"cannot be read ({e.message})", "give a SavedModel folder or gs:// URI"
+        ) from None
+    if not any((source / name).is_file() for name in ("saved_model.pb", "saved_model.pbtxt")):
+        raise UserError(
+            "model_dir",
+            model_dir,
+            "holds no saved_model.pb or saved_model.pbtxt",
+            "give the folder of a SavedModel export",
+        )
     if tpu_mode == "preconverted":
         tags = _tag_sets(source)
         if "serve,tpu" not in tags and "tpu,serve" not in tags:
-            raise ModelError(
-                f"model_dir={model_dir!r} has tag sets {tags}, but tpu_mode='preconverted' needs 'serve,tpu': run the Cloud TPU Inference Converter first, or use tpu_mode='manual_partition'"
+            raise UserError(
+                "model_dir",
+                model_dir,
+                f"has tag sets {tags}, but tpu_mode='preconverted' needs 'serve,tpu'",
+                "run the Cloud TPU Inference Converter first, or use tpu_mode='manual_partition'",
             )
     if tpu_mode == "manual_partition" and tpu_function_alias not in _aliases(source):
         _resave_with_alias(source, target, tpu_function_alias)
     else:
         shutil.copytree(source, target, dirs_exist_ok=True)
     if batching_config:
-        from pipelines.artifacts import BATCHING_CONFIG
+        from vertex_serving.tfserving.layout import BATCHING_CONFIG
 
         (target / BATCHING_CONFIG).parent.mkdir(parents=True, exist_ok=True)
         (target / BATCHING_CONFIG).write_text(batching_config)
     return target
 
 
-def reference_predictions(model: Path, instances: list, tags: tuple) -> dict:
+def reference_predictions(
+    model: Path, instances: list, tags: tuple, model_dir: str = "", sample_instances_uri: str = ""
+) -> dict:
     """The model's own answers on the samples, computed the way TF Serving computes them."""
-    from localvertex.modelserver.servable import Servable
-    from localvertex.modelserver.tensors import format_predict, parse_predict
-    from pipelines.options import RuntimeOptions
+    from vertex_serving.options import RuntimeOptions
+    from vertex_serving.tfserving.errors import ServingError
+    from vertex_serving.tfserving.servable import Servable
+    from vertex_serving.tfserving.tensors import format_predict, parse_predict
 
-    servable = Servable(model, 1, RuntimeOptions(saved_model_tags=tags))
+    try:
+        servable = Servable(model, 1, RuntimeOptions(saved_model_tags=tags))
+    except ServingError as e:
+        raise UserError(
+            "model_dir", model_dir, f"does not load as TF Serving loads it ({e.message})", "fix the export"
+        ) from None
     try:
         signature = servable.signature(None)
-        check_signature(signature)
-        instances = instances or synthetic_instances(signature)
-        request = parse_predict({"instances": instances}, signature)
+        check_signature(signature, model_dir)
+        samples = instances or synthetic_instances(signature)
+        try:
+            request = parse_predict({"instances": samples}, signature)
+        except ServingError as e:
+            if not instances:
+                raise
+            raise UserError(
+                "sample_instances_uri",
+                sample_instances_uri,
+                f"does not match the model's signature ({e.message})",
+                "write instances the signature takes",
+            ) from None
+        instances = samples
         outputs = format_predict(signature.run(request.feeds), False, request.batch_size)
         predictions = json.loads(json.dumps(outputs["predictions"], default=lambda a: a.tolist()))
         inputs = {k: {"dtype": s.dtype_name, "shape": s.shape} for k, s in signature.inputs.items()}
@@ -146,7 +208,7 @@ def _resave_with_alias(source: Path, target: Path, alias: str) -> None:
             shutil.copytree(source / extra, target / extra, dirs_exist_ok=True)
 
 
-@component(base_image=COMPONENT_IMAGE)
+@component(base_image=COMPONENT_IMAGE, install_kfp_package=False)  # the image carries kfp
 def convert(
     model_dir: str,
     tpu_mode: str,
@@ -164,7 +226,7 @@ def convert(
     target = prepare(model_dir, Path(model.path), tpu_mode, tpu_function_alias, batching_config)
     instances = read_instances(sample_instances_uri) if sample_instances_uri else []
     tags = ("serve", "tpu") if tpu_mode == "preconverted" else ("serve",)
-    found = reference_predictions(target, instances, tags)
+    found = reference_predictions(target, instances, tags, model_dir, sample_instances_uri)
     Path(reference.path).write_text(json.dumps(found))
     reference.metadata["instances"] = len(found["instances"])
     model.metadata["framework"] = "tensorflow"

@@ -11,7 +11,8 @@ from google_cloud_pipeline_components.types.artifact_types import VertexEndpoint
 from kfp import dsl
 from kfp.dsl.component_decorator import component  # importable inside a running component, unlike dsl.component
 
-from components.image import COMPONENT_IMAGE
+from components import COMPONENT_IMAGE
+from vertex_serving.errors import UserError
 
 
 class Deployed(NamedTuple):
@@ -35,7 +36,7 @@ def deploy_version(
     from google.cloud import aiplatform
     from google.cloud.aiplatform_v1 import types
 
-    from components.vertex import open_endpoint
+    from vertex_serving.sdk import open_endpoint
 
     endpoint = open_endpoint(endpoint_name)
     previous = dict(endpoint.traffic_split)
@@ -63,14 +64,16 @@ def deploy_version(
     try:
         response = operation.result(timeout=timeout_seconds)
     except TimeoutError:
-        raise TimeoutError(
-            f"deploy_timeout_seconds={timeout_seconds:g} passed before operation {operation.operation.name} finished: "
-            "raise deploy_timeout_seconds, or check the model server's start-up"
+        raise UserError(
+            "deploy_timeout_seconds",
+            timeout_seconds,
+            f"passed before operation {operation.operation.name} finished",
+            "raise deploy_timeout_seconds, or check the model server's start-up",
         ) from None
     return Deployed(response.deployed_model.id, json.dumps(previous))
 
 
-@component(base_image=COMPONENT_IMAGE)
+@component(base_image=COMPONENT_IMAGE, install_kfp_package=False)  # the image carries kfp
 def deploy(
     project: str,
     location: str,
@@ -87,7 +90,7 @@ def deploy(
     gcp_resources: dsl.OutputPath(str),
 ) -> NamedTuple("Deployed", [("deployed_model_id", str), ("previous_traffic_split", str)]):
     from components.deploy import deploy_version
-    from components.vertex import init_vertex
+    from vertex_serving.sdk import init_vertex
 
     init_vertex(project, location, api_endpoint)
     host = api_endpoint or f"https://{location}-aiplatform.googleapis.com"

@@ -4,7 +4,7 @@ from google_cloud_pipeline_components.types.artifact_types import VertexEndpoint
 from kfp import dsl
 from kfp.dsl.component_decorator import component  # importable inside a running component, unlike dsl.component
 
-from components.image import COMPONENT_IMAGE
+from components import COMPONENT_IMAGE
 
 
 def find_endpoint(display_name: str, network: str = ""):
@@ -34,7 +34,7 @@ def get_or_create_endpoint(display_name: str, network: str = ""):
     return aiplatform.Endpoint.create(display_name=display_name)
 
 
-@component(base_image=COMPONENT_IMAGE)
+@component(base_image=COMPONENT_IMAGE, install_kfp_package=False)  # the image carries kfp
 def endpoint(
     project: str,
     location: str,
@@ -44,7 +44,7 @@ def endpoint(
     vertex_endpoint: dsl.Output[VertexEndpoint],
 ):
     from components.endpoint import get_or_create_endpoint
-    from components.vertex import init_vertex
+    from vertex_serving.sdk import init_vertex
 
     init_vertex(project, location, api_endpoint)
     found = get_or_create_endpoint(display_name, network)

@@ -14,7 +14,7 @@ from google_cloud_pipeline_components.types.artifact_types import VertexEndpoint
 from kfp import dsl
 from kfp.dsl.component_decorator import component  # importable inside a running component, unlike dsl.component
 
-from components.image import COMPONENT_IMAGE
+from components import COMPONENT_IMAGE
 
 MAX_TRIES = 200  # requests to wait for a canary with a small share of traffic
 
@@ -107,7 +107,7 @@ def smoke_test_deployment(
     requests: int,
     p99_budget_ms: float,
 ) -> Findings:
-    from components.vertex import open_endpoint
+    from vertex_serving.sdk import open_endpoint
 
     endpoint = open_endpoint(endpoint_name)
     try:
@@ -137,7 +137,7 @@ def rollback(endpoint, deployed_model_id: str, previous_split: dict) -> None:
 
 def retire_zero_traffic(endpoint_name: str, model_name: str, keep: str) -> list[str]:
     """Undeploys the endpoint's other DeployedModels of the same Model that get no traffic; returns their ids."""
-    from components.vertex import open_endpoint
+    from vertex_serving.sdk import open_endpoint
 
     endpoint = open_endpoint(endpoint_name)
     split = endpoint.traffic_split
@@ -170,7 +170,7 @@ def report(findings: Findings, endpoint_name: str, deployed_model_id: str, model
     return f"# Smoke test {verdict.split(':')[0]}\n\n{verdict}\n\n| check | result |\n|---|---|\n{table}\n"
 
 
-@component(base_image=COMPONENT_IMAGE)
+@component(base_image=COMPONENT_IMAGE, install_kfp_package=False)  # the image carries kfp
 def smoke_test(
     project: str,
     location: str,
@@ -193,7 +193,7 @@ def smoke_test(
     from pathlib import Path
 
     from components.smoke_test import SmokeTestFailed, report, retire_zero_traffic, smoke_test_deployment
-    from components.vertex import init_vertex
+    from vertex_serving.sdk import init_vertex
 
     init_vertex(project, location, api_endpoint)
     endpoint_name = vertex_endpoint.metadata["resourceName"]

@@ -6,7 +6,7 @@ from google_cloud_pipeline_components.types.artifact_types import VertexModel
 from kfp import dsl
 from kfp.dsl.component_decorator import component  # importable inside a running component, unlike dsl.component
 
-from components.image import COMPONENT_IMAGE
+from components import COMPONENT_IMAGE
 
 
 def run_label(run_name: str) -> str:
@@ -30,7 +30,7 @@ def upload_version(display_name: str, artifact_uri: str, image_uri: str, contain
     )
 
 
-@component(base_image=COMPONENT_IMAGE)
+@component(base_image=COMPONENT_IMAGE, install_kfp_package=False)  # the image carries kfp
 def upload(
     project: str,
     location: str,
@@ -44,7 +44,7 @@ def upload(
     run_name: str = dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
 ):
     from components.upload import upload_version
-    from components.vertex import init_vertex
+    from vertex_serving.sdk import init_vertex
 
     init_vertex(project, location, api_endpoint, staging_bucket)
     uploaded = upload_version(display_name, model.uri, image_uri, container_args, run_name)

@@ -4,7 +4,7 @@ from typing import NamedTuple
 
 from kfp.dsl.component_decorator import component  # importable inside a running component, unlike dsl.component
 
-from components.image import COMPONENT_IMAGE
+from components import COMPONENT_IMAGE
 
 
 class Resolved(NamedTuple):
@@ -17,18 +17,12 @@ class Resolved(NamedTuple):
 
 def resolve(values: dict) -> Resolved:
     """Pipeline parameter values -> what the later steps need; raises InvalidConfig listing every problem."""
-    from pipelines.catalog import load_catalog
-    from pipelines.config import DeployConfig
-    from pipelines.validate import validate
+    from vertex_serving.catalog import EXTEND_WITH_PARAMETER, load_catalog
+    from vertex_serving.config import DeployConfig
+    from vertex_serving.rules import validate
 
-    values = dict(values)
-    values["use_tfrt"] = {"": None, "true": True, "false": False}.get(
-        str(values.get("use_tfrt", "")).lower(), values.get("use_tfrt")
-    )
-    # Pipeline list parameters travel as protobuf Values, whose numbers are doubles.
-    sizes = values.get("allowed_batch_sizes") or []
-    values["allowed_batch_sizes"] = [int(s) if isinstance(s, float) and s.is_integer() else s for s in sizes]
-    plan = validate(DeployConfig.from_mapping(values), load_catalog())
+    config = DeployConfig.from_parameters(values)
+    plan = validate(config, load_catalog(config.catalog, extend_hint=EXTEND_WITH_PARAMETER))
     for warning in plan.warnings:
         print(f"warning: {warning}")
     sizes = list(plan.batching.batch_sizes()) if plan.batching else [1]
@@ -41,8 +35,18 @@ def resolve(values: dict) -> Resolved:
     )
 
 
-@component(base_image=COMPONENT_IMAGE)
+# The inputs are DeployConfig's fields, in the pipeline's types (a test holds them equal): kfp reads a step's
+# inputs from its source, so they are written out here.
+@component(base_image=COMPONENT_IMAGE, install_kfp_package=False)  # the image carries kfp
 def validate_config(
+    project: str,
+    model_dir: str,
+    model_display_name: str,
+    endpoint_display_name: str,
+    location: str,
+    api_endpoint: str,
+    staging_bucket: str,
+    catalog: str,
     container_version: str,
     accelerator: str,
     runtime: str,
@@ -65,7 +69,9 @@ def validate_config(
     max_replica_count: int,
     endpoint_network: str,
     traffic_percentage: int,
-    staging_bucket: str,
+    deploy_timeout_seconds: float,
+    undeploy_zero_traffic: bool,
+    sample_instances_uri: str,
     smoke_atol: float,
     smoke_rtol: float,
     smoke_min_top1_agreement: float,

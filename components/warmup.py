@@ -7,62 +7,26 @@ size production will send (the allowed batch sizes when server-side batching is 
 
 from pathlib import Path
 
-import numpy as np
 from kfp import dsl
 from kfp.dsl.component_decorator import component  # importable inside a running component, unlike dsl.component
 
-from components.image import COMPONENT_IMAGE
-from pipelines.artifacts import MAX_WARMUP_RECORDS, WARMUP_FILE
+from components import COMPONENT_IMAGE
 
 # XLA's auto-clustering compiles a cluster lazily, once it has run a few times with the same shapes: one replay per
 # batch size would leave the compilation to the first real request.
 WARMUP_REPEATS = 3
 
 
-def warmup_records(
-    samples: dict[str, np.ndarray], batch_sizes: list[int], signature_name: str = "serving_default", repeats: int = 1
-) -> list:
-    """PredictionLogs for each batch size, built by cycling through the sample rows (never invented data).
-
-    Largest first: the last sizes replayed are the ones whose kernels are still warm in the caches, and the
-    smallest batches are the ones a lightly loaded server sees first.
-    """
-    import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
-
-    rows = len(next(iter(samples.values())))
-    records = []
-    for size in sorted(set(batch_sizes), reverse=True):
-        index = np.arange(size) % rows
-        request = predict_pb2.PredictRequest()
-        request.model_spec.signature_name = signature_name
-        for name, values in samples.items():
-            request.inputs[name].CopyFrom(tf.make_tensor_proto(values[index]))
-        record = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-        records.extend([record] * repeats)
-    if len(records) > MAX_WARMUP_RECORDS:
-        raise ValueError(f"{len(records)} warmup records exceed TF Serving's limit of {MAX_WARMUP_RECORDS}")
-    return records
-
-
-def write_warmup_file(model_dir: Path, records: list) -> Path:
-    import tensorflow as tf
-
-    path = Path(model_dir) / WARMUP_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for record in records:
-            writer.write(record.SerializeToString())
-    return path
-
-
 def warm(model_dir: Path, target: Path, instances: list, batch_sizes: list[int]) -> int:
     """Copies the model to `target` with a warmup file for `batch_sizes`, built from the sample instances."""
     import shutil
 
-    from localvertex.modelserver.servable import Servable
-    from localvertex.modelserver.tensors import parse_predict
-    from pipelines.options import RuntimeOptions
+    from vertex_serving.errors import UserError
+    from vertex_serving.options import RuntimeOptions
+    from vertex_serving.tfserving.errors import ServingError
+    from vertex_serving.tfserving.servable import Servable
+    from vertex_serving.tfserving.tensors import parse_predict
+    from vertex_serving.tfserving.warmup import warmup_records, write_warmup_file
 
     shutil.copytree(model_dir, target, dirs_exist_ok=True)
     servable = Servable(target, 1, RuntimeOptions())
@@ -71,12 +35,20 @@ def warm(model_dir: Path, target: Path, instances: list, batch_sizes: list[int])
         samples = parse_predict({"instances": instances}, signature).feeds
     finally:
         servable.close()
-    records = warmup_records(samples, batch_sizes, signature.name, repeats=WARMUP_REPEATS)
+    try:
+        records = warmup_records(samples, batch_sizes, signature.name, repeats=WARMUP_REPEATS)
+    except ServingError as e:
+        raise UserError(
+            "allowed_batch_sizes",
+            batch_sizes,
+            f"need more warmup requests than TF Serving replays ({e.message})",
+            "allow fewer batch sizes",
+        ) from None
     write_warmup_file(target, records)
     return len(records)
 
 
-@component(base_image=COMPONENT_IMAGE)
+@component(base_image=COMPONENT_IMAGE, install_kfp_package=False)  # the image carries kfp
 def warmup(
     model: dsl.Input[dsl.Model],
     reference: dsl.Input[dsl.Dataset],

@@ -252,7 +252,9 @@ class Api:
                 )
                 deployed.create_time = now()
                 deployed.status = types.DeployedModel.Status(
-                    message=status_message(spec, server), last_update_time=now(), available_replica_count=1
+                    message=status_message(spec, server, self.deployer.settings.catalog),
+                    last_update_time=now(),
+                    available_replica_count=1,
                 )
                 if endpoint.network:
                     deployed.private_endpoints = types.PrivateEndpoints(

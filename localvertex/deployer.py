@@ -17,10 +17,9 @@ from google.cloud.aiplatform_v1 import types
 
 from localvertex.errors import VertexError
 from localvertex.modelserver.launch import ModelServerProcess, free_port, start_model_server
-from pipelines.catalog import Catalog
+from vertex_serving.catalog import Catalog
 
 TPU_QUOTA = "Custom model serving TPU v5e cores per region"
-_OTHER_TPUS = ("TPU_V2", "TPU_V3", "TPU_V4_POD", "TPU_V5_LITEPOD")
 
 
 @dataclass
@@ -46,13 +45,13 @@ class Deployer:
             raise VertexError("INVALID_ARGUMENT", "dedicatedResources.machineSpec.machineType is required")
         if resources.min_replica_count < 1:
             raise VertexError("INVALID_ARGUMENT", "dedicatedResources.minReplicaCount must be at least 1")
-        chips = catalog.tpu_machine_types.get(machine_type)
+        chips = catalog.tpu_chips(machine_type)
         image = catalog.find(image_uri)
         tpu_image = (image and image.accelerator == "tpu") or any(
             p["image"] == image_uri and p.get("accelerator") == "tpu" for p in catalog.prebuilt.values()
         )
         accelerator = types.AcceleratorType(spec.accelerator_type).name if spec.accelerator_type else ""
-        if accelerator in _OTHER_TPUS or (machine_type.startswith("ct") and chips is None):
+        if accelerator in catalog.tpu_accelerators_not_served or (catalog.is_cloud_tpu(machine_type) and chips is None):
             raise VertexError(
                 "INVALID_ARGUMENT",
                 f"Only Cloud TPU v5e is supported for prediction: use machine type {', '.join(catalog.tpu_machine_types)}",
@@ -160,9 +159,9 @@ def routes(endpoint_id: str, deployed_model_id: str, container: types.ModelConta
     return container.predict_route or f"{base}:predict", container.health_route or base
 
 
-def status_message(spec: types.MachineSpec, server: ModelServerProcess) -> str:
+def status_message(spec: types.MachineSpec, server: ModelServerProcess, catalog: Catalog) -> str:
     where = f"serving on 127.0.0.1:{server.port}"
-    if spec.machine_type.startswith("ct5lp-"):
+    if catalog.tpu_chips(spec.machine_type) is not None:
         return f"{spec.machine_type}: Cloud TPU v5e emulated on this CPU; {where}"
     if spec.accelerator_type:
         return f"{types.AcceleratorType(spec.accelerator_type).name} emulated on this CPU; {where}"

@@ -22,7 +22,9 @@ from localvertex.api import Api
 from localvertex.deployer import Deployer, now, status_message
 from localvertex.modelserver.launch import free_port
 from localvertex.store import Store
-from pipelines.catalog import load_catalog
+from vertex_serving.catalog import load_catalog
+
+EXTEND_LOCALLY = "restart localvertex with the catalog: `vsp emulator down`, then `vsp emulator up --catalog FILE`"
 
 log = logging.getLogger("localvertex")
 DEFAULT_DATA_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "localvertex"
@@ -77,6 +79,7 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
             f"localvertex: an emulator already runs on {data_dir}: `vsp emulator down --data-dir {data_dir}` first"
         )
     settings = config.file_settings()
+    catalogs = [str(Path(c).expanduser().resolve()) for c in config.catalogs]
     port, storage_port = choose_ports(data_dir, config.port, config.storage_port)
     storage = create_server(
         "127.0.0.1", storage_port, in_memory=False, data_dir=str(data_dir / "gcs"), default_bucket=STAGING_BUCKET
@@ -88,7 +91,7 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
     deployer = Deployer(
         deployer_module.Settings(
             data_dir=data_dir,
-            catalog=load_catalog(*config.catalogs),
+            catalog=load_catalog(*catalogs, extend_hint=EXTEND_LOCALLY),
             storage_emulator_host=os.environ["STORAGE_EMULATOR_HOST"],
             tpu_v5e_cores=cores,
             images={k: list(v) for k, v in settings.get("images", {}).items()},
@@ -105,6 +108,7 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
         "storage_port": storage_port,
         "api_endpoint": f"http://127.0.0.1:{port}",
         "tpu_v5e_cores": cores,
+        "catalogs": catalogs,
     }
     (data_dir / STATE_FILE).write_text(json.dumps(state))
     log.info(
@@ -156,7 +160,9 @@ async def _restore(store: Store, deployer: Deployer, endpoint_name: str, deploye
         for d in current.deployed_models:
             if d.id == deployed.id:
                 d.status = type(d.status)(
-                    message=status_message(spec, server), last_update_time=now(), available_replica_count=1
+                    message=status_message(spec, server, deployer.settings.catalog),
+                    last_update_time=now(),
+                    available_replica_count=1,
                 )
                 if current.network:
                     d.private_endpoints.predict_http_uri = server.url + server.predict_route

@@ -1,1 +1,1 @@
-"""The deploy pipeline, its configuration and the `vsp` command line."""
+"""The face of vertex-serving-pipelines: the pipeline definitions, compiling, running and the `vsp` command line."""

@@ -14,10 +14,12 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from pipelines.catalog import ACCELERATORS, load_catalog
-from pipelines.config import load_config
-from pipelines.errors import InvalidConfig, UserError
-from pipelines.validate import validate
+from vertex_serving.catalog import ACCELERATORS, RUNTIMES, load_catalog
+from vertex_serving.config import load_config
+from vertex_serving.errors import InvalidConfig, UserError
+from vertex_serving.rules import validate
+
+DATA_DIR_HELP = "$XDG_DATA_HOME/localvertex, else ~/.local/share/localvertex"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,8 +88,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _pipeline_commands(commands) -> None:
-    from localvertex.emulator import DEFAULT_DATA_DIR
-
     run = _command(
         commands,
         "run",
@@ -103,23 +103,27 @@ def _pipeline_commands(commands) -> None:
     run.add_argument("--config", type=Path, required=True, help="YAML or TOML file of pipeline parameters")
     run.add_argument(
         "--data-dir",
-        type=Path,
-        default=DEFAULT_DATA_DIR,
-        help=f"localvertex state folder (default: {DEFAULT_DATA_DIR})",
+        type=_data_dir,
+        default=None,
+        help=f"localvertex state folder (default: {DATA_DIR_HELP})",
     )
     run.add_argument("--tpu-v5e-cores", type=int, help="TPU v5e quota for a localvertex this command starts")
+    run.add_argument(
+        "--catalog",
+        metavar="FILE",
+        help="TOML file extending the runtime catalog; the run's validate step and localvertex both read it",
+    )
     run.set_defaults(run=_run)
     compile_ = _command(
         commands,
         "compile",
         "compile the pipelines to build/*.yaml for Vertex AI Pipelines",
-        "vsp compile --component-image us-docker.pkg.dev/my-project/vsp/components:0.1.0",
+        "vsp compile --component-image us-docker.pkg.dev/my-project/vsp/vertex-serving-pipelines:0.1.0",
     )
-    compile_.add_argument(
-        "--component-image", default="", help="image the components run in (built from the Dockerfile)"
-    )
-    compile_.add_argument("--output-dir", type=Path, default=Path("build"), help="where the YAML goes (default: build)")
-    compile_.set_defaults(run=_compile)
+    from pipelines.compile import add_arguments, run
+
+    add_arguments(compile_)
+    compile_.set_defaults(run=run)
     demo = _command(
         commands,
         "demo",
@@ -131,9 +135,9 @@ def _pipeline_commands(commands) -> None:
     )
     demo.add_argument(
         "--data-dir",
-        type=Path,
-        default=DEFAULT_DATA_DIR,
-        help=f"localvertex state folder (default: {DEFAULT_DATA_DIR})",
+        type=_data_dir,
+        default=None,
+        help=f"localvertex state folder (default: {DATA_DIR_HELP})",
     )
     demo.set_defaults(run=_demo)
 
@@ -141,18 +145,7 @@ def _pipeline_commands(commands) -> None:
 def _run(args) -> int:
     from pipelines.run import run_local
 
-    return run_local(args.config, data_dir=args.data_dir, tpu_v5e_cores=args.tpu_v5e_cores)
-
-
-def _compile(args) -> int:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("compile", Path(__file__).resolve().parents[1] / "compile.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    for path in module.compile_pipelines(args.output_dir, args.component_image):
-        print(f"compiled {path}")
-    return 0
+    return run_local(args.config, data_dir=args.data_dir, tpu_v5e_cores=args.tpu_v5e_cores, catalog=args.catalog)
 
 
 def _demo(args) -> int:
@@ -162,8 +155,6 @@ def _demo(args) -> int:
 
 
 def _emulator_commands(commands) -> None:
-    from localvertex.emulator import DEFAULT_DATA_DIR
-
     emulator = commands.add_parser(
         "emulator",
         help="run localvertex, the local Vertex AI the pipeline deploys to by default",
@@ -178,9 +169,7 @@ def _emulator_commands(commands) -> None:
     )
     up.add_argument("--port", type=int, default=0, help="control-plane port (default: a free one)")
     up.add_argument("--storage-port", type=int, default=0, help="GCS emulator port (default: a free one)")
-    up.add_argument(
-        "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=f"state folder (default: {DEFAULT_DATA_DIR})"
-    )
+    up.add_argument("--data-dir", type=_data_dir, default=None, help=f"state folder (default: {DATA_DIR_HELP})")
     up.add_argument(
         "--tpu-v5e-cores",
         type=int,
@@ -204,9 +193,7 @@ def _emulator_commands(commands) -> None:
         ),
     ):
         action = _command(actions, name, help, example)
-        action.add_argument(
-            "--data-dir", type=Path, default=DEFAULT_DATA_DIR, help=f"state folder (default: {DEFAULT_DATA_DIR})"
-        )
+        action.add_argument("--data-dir", type=_data_dir, default=None, help=f"state folder (default: {DATA_DIR_HELP})")
         if name == "status":
             action.add_argument("--json", action="store_true", help="machine-readable output")
         action.set_defaults(run=run)
@@ -216,20 +203,22 @@ def _emulator_up(args) -> int:
     from localvertex.control import up
     from localvertex.emulator import Config
 
-    config = Config(args.data_dir, args.port, args.storage_port, args.tpu_v5e_cores, args.deploy_timeout, args.catalog)
+    config = Config(
+        _default_data_dir(args), args.port, args.storage_port, args.tpu_v5e_cores, args.deploy_timeout, args.catalog
+    )
     return up(config, args.detach)
 
 
 def _emulator_down(args) -> int:
     from localvertex.control import down
 
-    return down(args.data_dir)
+    return down(_default_data_dir(args))
 
 
 def _emulator_status(args) -> int:
     from localvertex.control import print_pointers, status
 
-    report = status(args.data_dir)
+    report = status(_default_data_dir(args))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -272,6 +261,17 @@ def _emulator_status(args) -> int:
     if state:
         print_pointers(state)
     return 0
+
+
+def _data_dir(text: str) -> Path:
+    return Path(text).expanduser()
+
+
+def _default_data_dir(args) -> Path:
+    """localvertex's own default, imported only when a command needs it (the component image has no localvertex)."""
+    from localvertex.emulator import DEFAULT_DATA_DIR
+
+    return args.data_dir or DEFAULT_DATA_DIR
 
 
 def _command(commands, name: str, help: str, example: str) -> argparse.ArgumentParser:
@@ -323,18 +323,21 @@ def _images(args) -> int:
         f"on {as_of}",
     ]
     print(tabulate(table, headers=headers))
-    usable = [i for i in images if i.usable(as_of)]
-    if usable and all(i.nightly for i in usable):
-        print(
-            f"\nOnly nightly images (no SLA) are usable on {as_of}: add the versions Google published since with --catalog FILE."
-        )
-    elif not usable:
+    for runtime in RUNTIMES:
+        usable = [i for i in images if i.runtime == runtime and i.usable(as_of)]
+        if usable and all(i.nightly for i in usable):
+            print(
+                f"\nOnly nightly images (no SLA) of the {runtime} runtime are usable on {as_of}: add the versions "
+                "Google published since with --catalog FILE."
+            )
+    if not any(i.usable(as_of) for i in images):
         print(f"\nNo image is usable on {as_of}: add newer versions with --catalog FILE.")
     return 0
 
 
 def _validate(args) -> int:
-    plan = validate(load_config(args.config), load_catalog(*args.catalog))
+    config = load_config(args.config)
+    plan = validate(config, load_catalog(config.catalog, *args.catalog))
     batching = dataclasses.asdict(plan.batching) if plan.batching else None
     if args.json:
         out = {

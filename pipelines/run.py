@@ -5,6 +5,7 @@ The pipeline function is the one `compile.py` compiles for Vertex AI Pipelines; 
 """
 
 import dataclasses
+import hashlib
 import logging
 import os
 import re
@@ -13,9 +14,10 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from pipelines.catalog import load_catalog
-from pipelines.config import DeployConfig, load_config
-from pipelines.validate import validate
+from vertex_serving.catalog import describe, load_catalog, read_source
+from vertex_serving.config import DeployConfig, load_config
+from vertex_serving.errors import UserError
+from vertex_serving.rules import validate
 
 LOCAL_PROJECT = "local-project"
 _TASK = re.compile(r"(Executing task|Task) '([^']+)'(?: finished with status (\w+))?")
@@ -43,23 +45,43 @@ class StepClock(logging.Filter):
 
 
 def pipeline_arguments(config: DeployConfig, api_endpoint: str, staging_bucket: str) -> dict:
-    """DeployConfig -> the pipeline's parameters (same names; use_tfrt as "", "true" or "false")."""
-    values = dataclasses.asdict(config)
-    values["use_tfrt"] = "" if config.use_tfrt is None else str(config.use_tfrt).lower()
-    values["allowed_batch_sizes"] = list(config.allowed_batch_sizes)
-    values |= {
+    """DeployConfig -> the pipeline's parameters, pointed at `api_endpoint`; a local catalog file travels as text."""
+    values = config.to_parameters() | {
         "api_endpoint": api_endpoint,
         "project": config.project or LOCAL_PROJECT,
         "staging_bucket": config.staging_bucket or staging_bucket,
     }
+    if config.catalog and not config.catalog.startswith("gs://"):
+        values["catalog"] = read_source(config.catalog)  # a path on this machine means nothing to a pipeline step
     return values
 
 
-def ensure_emulator(data_dir: Path, tpu_v5e_cores: int | None) -> dict:
+def catalog_file(catalog: str, data_dir: Path) -> str | None:
+    """A file localvertex can load for the run's catalog: the user's own, or its text kept under `data_dir`."""
+    if not catalog:
+        return None
+    if describe(catalog) != "TOML text" and not catalog.startswith("gs://"):
+        return catalog
+    text = read_source(catalog)
+    path = data_dir / "catalogs" / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return str(path)
+
+
+def ensure_emulator(data_dir: Path, tpu_v5e_cores: int | None, catalog: str | None = None) -> dict:
     from localvertex.control import up
     from localvertex.emulator import Config, read_state
 
     state = read_state(data_dir)
+    wanted_catalogs = [str(Path(catalog).expanduser().resolve())] if catalog else []
+    if state and not set(wanted_catalogs) <= set(state.get("catalogs", [])):
+        raise UserError(
+            "catalog",
+            catalog,
+            f"is not loaded by the localvertex running on {data_dir}, so it could not deploy the catalog's images",
+            "stop it with `vsp emulator down`; `vsp run --local --catalog FILE` then starts it with the catalog",
+        )
     if state:
         wanted = tpu_v5e_cores or 0
         if wanted > state.get("tpu_v5e_cores", 0):
@@ -69,19 +91,25 @@ def ensure_emulator(data_dir: Path, tpu_v5e_cores: int | None) -> dict:
             )
         return state
     print(f"run: starting localvertex on {data_dir}")
-    up(Config(data_dir=data_dir, tpu_v5e_cores=tpu_v5e_cores), detach=True)
+    up(Config(data_dir=data_dir, tpu_v5e_cores=tpu_v5e_cores, catalogs=wanted_catalogs), detach=True)
     return read_state(data_dir)
 
 
 def run_local(
-    config_path: Path, data_dir: Path | None = None, tpu_v5e_cores: int | None = None, pipeline_root: Path | None = None
+    config_path: Path,
+    data_dir: Path | None = None,
+    tpu_v5e_cores: int | None = None,
+    pipeline_root: Path | None = None,
+    catalog: str | None = None,
 ) -> int:
     from localvertex.emulator import DEFAULT_DATA_DIR, STAGING_BUCKET, environment
 
     config = load_config(config_path)
-    validate(config, load_catalog())  # the whole configuration, before anything starts
+    if catalog:
+        config = dataclasses.replace(config, catalog=catalog)
+    validate(config, load_catalog(config.catalog))  # the whole configuration, before anything starts
     data_dir = data_dir or DEFAULT_DATA_DIR
-    state = ensure_emulator(data_dir, tpu_v5e_cores)
+    state = ensure_emulator(data_dir, tpu_v5e_cores, catalog_file(config.catalog, data_dir))
     os.environ.update({"STORAGE_EMULATOR_HOST": environment(state)["STORAGE_EMULATOR_HOST"]})
     arguments = pipeline_arguments(config, state["api_endpoint"], f"gs://{STAGING_BUCKET}")
     started = time.monotonic()
@@ -98,8 +126,9 @@ def run_pipeline(arguments: dict, root: Path) -> tuple[list, object]:
     """Runs the deploy pipeline through kfp.local; returns each step's (name, status, seconds) and the outputs."""
     import kfp.local
 
-    from pipelines.deploy import deploy_pipeline
+    from pipelines.deploy import build
 
+    deploy_pipeline = build()
     kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=False)
     clock = StepClock()
     logging.getLogger().addFilter(clock)
@@ -115,7 +144,7 @@ def summary(config: DeployConfig, arguments: dict, result) -> str:
     from google.cloud import aiplatform
 
     from components.endpoint import find_endpoint
-    from components.vertex import init_vertex
+    from vertex_serving.sdk import init_vertex
 
     init_vertex(arguments["project"], arguments["location"], arguments["api_endpoint"])
     rows = []

@@ -15,8 +15,9 @@ import signal
 import sys
 from pathlib import Path
 
-from pipelines.errors import UserError
-from pipelines.options import RuntimeOptions, parse_container_args
+from vertex_serving.catalog import load_catalog
+from vertex_serving.errors import UserError
+from vertex_serving.options import RuntimeOptions, parse_container_args
 
 log = logging.getLogger("modelserver")
 
@@ -109,7 +110,7 @@ def describe_flags(options: RuntimeOptions, machine_type: str) -> list[str]:
         lines.append(
             f"converter_options_string: function aliases {list(options.tpu_function_aliases)} must be exported by the model; TPU conversion itself needs a real TPU"
         )
-    if machine_type.startswith("ct5lp-"):
+    if machine_type and load_catalog().tpu_chips(machine_type) is not None:
         lines.append(f"machine type {machine_type}: Cloud TPU v5e emulated on this CPU")
     return lines
 
@@ -118,7 +119,7 @@ async def serve(settings) -> int:
     from aiohttp import web
 
     from localvertex.modelserver.app import ModelServer
-    from localvertex.modelserver.errors import ServingError
+    from vertex_serving.tfserving.errors import ServingError
 
     server = ModelServer(settings)
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"modelserver: {e}", file=sys.stderr)
         return 2
     if settings.options.allow_precompilation:
-        from localvertex.modelserver.servable import enable_xla_on_cpu
+        from vertex_serving.tfserving.servable import enable_xla_on_cpu
 
         enable_xla_on_cpu()
     for line in describe_flags(settings.options, os.environ.get("AIP_MACHINE_TYPE", "")):

@@ -22,21 +22,21 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from localvertex.modelserver.batcher import Batcher
-from localvertex.modelserver.errors import ServingError
-from localvertex.modelserver.examples import format_classify, format_regress, parse_examples
-from localvertex.modelserver.servable import Servable, Signature, find_version
-from localvertex.modelserver.storage import fetch_model
-from localvertex.modelserver.tensors import (
+from vertex_serving.batching import Batching
+from vertex_serving.options import RuntimeOptions
+from vertex_serving.tfserving.errors import ServingError
+from vertex_serving.tfserving.examples import format_classify, format_regress, parse_examples
+from vertex_serving.tfserving.layout import BATCHING_CONFIG
+from vertex_serving.tfserving.servable import Servable, Signature, find_version
+from vertex_serving.tfserving.storage import fetch_model
+from vertex_serving.tfserving.tensors import (
     PredictRequest,
     check_input_names,
     format_predict,
     parse_predict,
     signature_name,
 )
-from localvertex.modelserver.warmup import read_warmup_records, replay
-from pipelines.artifacts import BATCHING_CONFIG
-from pipelines.batching import Batching
-from pipelines.options import RuntimeOptions
+from vertex_serving.tfserving.warmup import read_warmup_records, replay
 
 log = logging.getLogger("modelserver")
 MAX_BODY_BYTES = 1_572_864  # 1.5 MB: Vertex AI's online prediction payload limit

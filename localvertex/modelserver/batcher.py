@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from localvertex.modelserver.errors import ServingError
-from pipelines.batching import Batching
+from vertex_serving.batching import Batching
+from vertex_serving.tfserving.errors import ServingError
 
 Feeds = dict[str, np.ndarray]
 

@@ -12,10 +12,10 @@ import yaml
 from google.cloud import aiplatform
 
 from components.endpoint import find_endpoint
-from pipelines.config import DeployConfig
 from pipelines.demo import demo_config, export_classifier, train_and_export
 from pipelines.run import pipeline_arguments, run_local, run_pipeline
 from tests.integration.localvertex_fixtures import PROJECT
+from vertex_serving.config import DeployConfig
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,7 +133,7 @@ def test_an_invalid_configuration_fails_in_validation_and_creates_nothing(emulat
     assert (len(aiplatform.Model.list()), len(aiplatform.Endpoint.list())) == before
     config = tmp_path / "invalid.yaml"
     config.write_text(yaml.safe_dump(values))
-    from pipelines.errors import InvalidConfig
+    from vertex_serving.errors import InvalidConfig
 
     with pytest.raises(InvalidConfig, match="machine_type='ct5lp-hightpu-1t' needs a TPU image, but accelerator='gpu'"):
         run_local(config, data_dir=emulator.data_dir)
@@ -153,3 +153,40 @@ def _noisy_model(path: Path) -> Path:
         ]
     )
     return export_classifier(model, path, training=True)
+
+
+def test_a_user_catalog_version_runs_end_to_end_with_vsp_run_local_catalog(digits, tmp_path):
+    """2.17 is in no packaged table of the optimized runtime: the user's catalog reaches validate and localvertex."""
+    from localvertex.control import down
+    from localvertex.emulator import read_state
+    from pipelines.run import LOCAL_PROJECT
+    from vertex_serving.sdk import init_vertex
+
+    image = "us-docker.pkg.dev/vertex-ai-restricted/prediction/tf_opt-cpu.2-17:latest"
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(f'[optimized."2.17"]\nend_of_availability = 2099-12-31\ncpu = "{image}"\n')
+    model, samples = digits
+    config = tmp_path / "deploy.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "model_dir": str(model),
+                "sample_instances_uri": str(samples),
+                "model_display_name": "e2e-catalog",
+                "endpoint_display_name": "e2e-catalog",
+                "container_version": "2.17",
+                "smoke_requests": 5,
+            }
+        )
+    )
+    data_dir = tmp_path / "localvertex"
+    try:
+        assert run_local(config, data_dir=data_dir, pipeline_root=tmp_path / "runs", catalog=str(catalog)) == 0
+        state = read_state(data_dir)
+        assert state["catalogs"] == [str(catalog.resolve())]
+        init_vertex(LOCAL_PROJECT, "us-central1", state["api_endpoint"])  # where run_local deployed
+        (deployed,) = aiplatform.Model.list(filter='display_name="e2e-catalog"')
+        assert deployed.container_spec.image_uri == image
+        assert find_endpoint("e2e-catalog").traffic_split == {find_endpoint("e2e-catalog").list_models()[0].id: 100}
+    finally:
+        down(data_dir)

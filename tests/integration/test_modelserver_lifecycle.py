@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from google.cloud import storage
 
-from components.warmup import warmup_records, write_warmup_file
 from localvertex.modelserver import app as server_app
 from localvertex.modelserver.launch import free_port, start_model_server
 from tests.integration.conftest import Client
 from tests.models import TESTDATA, tagged_sum
+from vertex_serving.tfserving.warmup import warmup_records, write_warmup_file
 
 pytestmark = pytest.mark.integration
 SAMPLES = {"a": np.array([[1, 2, 3], [4, 5, 6]], np.float32), "tag": np.array([b"x", b"y"], object)}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from localvertex.modelserver.batcher import Batcher
-from localvertex.modelserver.errors import ServingError
-from pipelines.batching import Batching
+from vertex_serving.batching import Batching
+from vertex_serving.tfserving.errors import ServingError
 
 
 def model(feeds):

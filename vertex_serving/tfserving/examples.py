@@ -12,7 +12,7 @@ import binascii
 
 import numpy as np
 
-from localvertex.modelserver.errors import ServingError
+from vertex_serving.tfserving.errors import ServingError
 
 
 def parse_examples(body: dict) -> np.ndarray:

@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 
-from pipelines.catalog import load_catalog
-from pipelines.errors import UserError
+from vertex_serving.catalog import load_catalog
+from vertex_serving.errors import UserError
 
 JUNE_2025 = dt.date(2025, 6, 1)
 TODAY = dt.date(2026, 11, 22)
@@ -17,7 +17,9 @@ def catalog():
 
 
 def test_every_published_version_has_cpu_and_gpu_and_only_215_216_nightly_have_tpu(catalog):
-    assert catalog.versions() == ["nightly", "2.16", "2.15", "2.14", "2.13", "2.12", "2.11", "2.10", "2.9", "2.8"]
+    optimized = ["nightly", "2.16", "2.15", "2.14", "2.13", "2.12", "2.11", "2.10", "2.9", "2.8"]
+    assert [i.version for i in catalog.select("cpu", "optimized")] == optimized
+    assert catalog.versions() == optimized + ["2.7", "2.6", "2.5", "2.4", "2.3", "2.2", "2.1"]
     assert [i.version for i in catalog.select("tpu")] == ["nightly", "2.16", "2.15"]
     assert len(catalog.select("cpu", "optimized")) == 10
     assert len(catalog.select("gpu", "optimized")) == 10
@@ -44,9 +46,9 @@ def test_gpu_images_carry_their_cuda_major_version(catalog):
 
 def test_unknown_version_lists_the_known_ones(catalog):
     with pytest.raises(UserError) as e:
-        catalog.resolve_image("2.7", "cpu", as_of=JUNE_2025)
+        catalog.resolve_image("2.0", "cpu", as_of=JUNE_2025)
     assert e.value.parameter == "container_version"
-    assert "'2.7'" in str(e.value) and "nightly, 2.16, 2.15" in str(e.value) and "2.8" in str(e.value)
+    assert "'2.0'" in str(e.value) and "nightly, 2.16, 2.15" in str(e.value) and "2.1" in str(e.value)
 
 
 def test_accelerator_not_offered_names_the_versions_that_offer_it(catalog):
@@ -101,18 +103,26 @@ def test_newest_usable_prefers_a_stable_version_and_falls_back_to_nightly(catalo
     assert catalog.newest_usable("tpu", as_of=TODAY) == "nightly"
 
 
+def test_standard_images_have_the_prebuilt_containers_page_dates(catalog):
+    image = catalog.resolve_image("2.15", "cpu", "standard", as_of=TODAY).image
+    assert image.uri == "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+    assert (image.end_of_patches, image.end_of_availability) == (dt.date(2026, 7, 14), dt.date(2027, 1, 14))
+    assert catalog.resolve_image("2.13", "gpu", "standard", as_of=JUNE_2025).image.cuda == 12
+    assert catalog.newest_usable("cpu", "standard", as_of=TODAY) == "2.15"
+
+
 def test_newest_usable_without_any_image_says_how_to_extend(catalog):
     with pytest.raises(UserError) as e:
-        catalog.newest_usable("cpu", "standard", as_of=TODAY)
+        catalog.newest_usable("cpu", "standard", as_of=dt.date(2027, 6, 1))
     assert e.value.parameter == "container_version" and "--catalog" in str(e.value)
 
 
 def test_a_user_catalog_adds_versions_and_overrides_dates(tmp_path, catalog):
     extra = tmp_path / "newer.toml"
     extra.write_text(
-        '[versions."2.17"]\nend_of_patches = 2026-09-01\nend_of_availability = 2027-09-01\n'
-        '[versions."2.17".tpu]\noptimized = "example.com/tf_opt-tpu.2-17:latest"\n'
-        '[versions."2.15"]\nend_of_availability = 2027-01-01\n'
+        '[optimized."2.17"]\nend_of_patches = 2026-09-01\nend_of_availability = 2027-09-01\n'
+        'tpu = "example.com/tf_opt-tpu.2-17:latest"\n'
+        '[optimized."2.15"]\nend_of_availability = 2027-01-01\n'
     )
     extended = load_catalog(extra)
     assert extended.newest_usable("tpu", as_of=TODAY) == "2.17"
@@ -126,10 +136,11 @@ def test_a_user_catalog_adds_versions_and_overrides_dates(tmp_path, catalog):
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ('[versions."2.17".cpu]\noptimised = "x"\n', "unknown keys ['optimised']"),
-        ('[versions.latest.cpu]\noptimized = "x"\n', "neither X.Y nor nightly"),
-        ('[versions."2.17"]\nend_of_availability = "soon"\n', "not a date"),
-        ("[versions\n", "not valid TOML"),
+        ('[optimized."2.17"]\ncpus = "x"\n', "unknown keys ['cpus']"),
+        ('[optimized.latest]\ncpu = "x"\n', "neither X.Y nor nightly"),
+        ('[standard."2.17"]\nend_of_availability = "soon"\n', "not a date"),
+        ('[versions."2.17".cpu]\noptimized = "x"\n', "unknown tables ['versions']"),
+        ("[optimized\n", "not valid TOML"),
     ],
 )
 def test_a_broken_user_catalog_is_refused_with_its_path(tmp_path, text, needle):
@@ -152,3 +163,18 @@ def test_catalog_knows_the_pytorch_tpu_image_and_v5e_machine_types(catalog):
     assert (torch["predict_route"], torch["health_route"], torch["port"]) == ("/predictions/model", "/ping", 8080)
     assert catalog.tpu_machine_types == {"ct5lp-hightpu-1t": 1, "ct5lp-hightpu-4t": 4, "ct5lp-hightpu-8t": 8}
     assert set(catalog.gpu_unsupported_by_optimized) == {"NVIDIA_TESLA_P4", "NVIDIA_TESLA_P100"}
+
+
+def test_a_catalog_can_be_toml_text(catalog):
+    extended = load_catalog('[optimized."2.17"]\ncpu = "example.com/tf_opt-cpu.2-17:latest"\n')
+    assert extended.resolve_image("2.17", "cpu", as_of=TODAY).image.uri == "example.com/tf_opt-cpu.2-17:latest"
+    with pytest.raises(UserError) as e:
+        load_catalog("[optimized\n")
+    assert e.value.value == "TOML text"
+
+
+def test_machine_facts_come_from_the_catalog(catalog):
+    assert catalog.tpu_chips("ct5lp-hightpu-8t") == 8 and catalog.tpu_chips("n1-standard-4") is None
+    assert catalog.is_cloud_tpu("ct5p-hightpu-4t") and not catalog.is_cloud_tpu("n1-standard-4")
+    assert "TPU_V4_POD" in catalog.tpu_accelerators_not_served
+    assert catalog.default_machine_types == {"cpu": "n1-standard-4", "gpu": "n1-standard-8", "tpu": "ct5lp-hightpu-1t"}

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from localvertex.modelserver.errors import ServingError
-from localvertex.modelserver.servable import Signature, TensorSpec
-from localvertex.modelserver.tensors import format_predict, parse_predict, signature_name
+from vertex_serving.tfserving.errors import ServingError
+from vertex_serving.tfserving.servable import Signature, TensorSpec
+from vertex_serving.tfserving.tensors import format_predict, parse_predict, signature_name
 
 
 def spec(key, dtype, shape, name="DT_FLOAT"):

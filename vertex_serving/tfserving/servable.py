@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from localvertex.modelserver.errors import ServingError
-from pipelines.options import RuntimeOptions
+from vertex_serving.options import RuntimeOptions
+from vertex_serving.tfserving.errors import ServingError
 
 log = logging.getLogger("modelserver")
 DEFAULT_SIGNATURE = "serving_default"

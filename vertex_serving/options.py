@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from google.protobuf import text_format
 
-from pipelines.errors import UserError
-from pipelines.protos import ConverterOptions
+from vertex_serving.errors import UserError
+from vertex_serving.protos import ConverterOptions
 
 TPU_MODES = ("auto_partition", "manual_partition", "preconverted")
 PRECONVERTED_TAGS = ("serve", "tpu")

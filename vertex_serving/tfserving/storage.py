@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-from localvertex.modelserver.errors import ServingError
+from vertex_serving.tfserving.errors import ServingError
 
 
 def fetch_model(uri: str, cache_dir: Path) -> Path:

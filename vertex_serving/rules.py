@@ -1,7 +1,8 @@
-"""Checks a whole deploy configuration against Vertex AI's rules before anything is created or billed.
+"""Every rule a deploy configuration must meet before anything is created or billed.
 
-Rules come from Vertex AI's "Optimized TensorFlow runtime" and "Deploy a model to Cloud TPU VMs" pages. Every
-problem is collected, so one run of `vsp validate` shows them all.
+Rules come from Vertex AI's "Optimized TensorFlow runtime" and "Deploy a model to Cloud TPU VMs" pages. Each rule
+has one signature, `(config, catalog) -> problems`; machine facts come from the catalog. Every problem is
+collected, so one run of `vsp validate` (or the pipeline's validate step) shows them all.
 """
 
 from __future__ import annotations
@@ -10,16 +11,14 @@ import dataclasses
 import datetime as dt
 import re
 
-from pipelines.batching import Batching
-from pipelines.catalog import ACCELERATORS, Catalog, Image
-from pipelines.config import DeployConfig
-from pipelines.errors import InvalidConfig, UserError
-from pipelines.options import RuntimeOptions, options_for_tpu_mode
+from vertex_serving.batching import Batching
+from vertex_serving.catalog import Catalog, Image, Resolved
+from vertex_serving.config import DeployConfig
+from vertex_serving.errors import InvalidConfig, UserError
+from vertex_serving.options import RuntimeOptions, options_for_tpu_mode
 
-DEFAULT_MACHINE_TYPES = {"cpu": "n1-standard-4", "gpu": "n1-standard-8", "tpu": "ct5lp-hightpu-1t"}
 EXPLANATION_METHODS = ("sampled_shapley", "integrated_gradients", "xrai")
 _NETWORK = re.compile(r"projects/[^/]+/global/networks/[^/]+")
-_OTHER_TPUS = ("TPU_V2", "TPU_V3", "TPU_V4_POD", "TPU_V5_LITEPOD")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,61 +36,65 @@ class Plan:
 
 
 def validate(config: DeployConfig, catalog: Catalog) -> Plan:
-    errors: list[UserError] = []
-
-    def check(rule, *args):
-        try:
-            return rule(*args)
-        except UserError as e:
-            errors.append(e)
-        except InvalidConfig as e:
-            errors.extend(e.errors)
-
-    as_of = check(_as_of, config)
-    resolved = check(_resolve_image, config, catalog, as_of or dt.date.today())
-    image = resolved.image if resolved else None
-    machine_type = config.machine_type or DEFAULT_MACHINE_TYPES.get(config.accelerator, "")
-    errors += _machine_problems(config, catalog, machine_type)
-    options = check(_runtime_options, config)
-    if options:
-        errors += _runtime_problems(config, options, image)
-    batching = check(_batching, config)
-    errors += _deploy_problems(config)
+    """Runs every rule; raises InvalidConfig listing each problem, else returns what will be deployed."""
+    errors = [problem for rule in RULES for problem in rule(config, catalog)]
     if errors:
         raise InvalidConfig(errors)
+    resolved = _attempt(_resolve_image, config, catalog)
+    options = _attempt(_runtime_options, config)
+    machine_type = _machine_type(config, catalog)
     spec = {"machine_type": machine_type}
     if config.accelerator_type:
         spec |= {"accelerator_type": config.accelerator_type, "accelerator_count": config.accelerator_count}
     return Plan(
         config=config,
-        image=image,
+        image=resolved.image,
         options=options,
         container_args=tuple(options.container_args()),
         machine_spec=spec,
-        tpu_chips=catalog.tpu_machine_types.get(machine_type),
-        batching=batching,
+        tpu_chips=catalog.tpu_chips(machine_type),
+        batching=_attempt(_batching, config),
         warnings=resolved.warnings,
     )
 
 
-def _as_of(config: DeployConfig) -> dt.date:
+def _attempt(step, *args):
+    """A step's value, or its problems raised as InvalidConfig."""
     try:
-        return config.as_of_date()
-    except ValueError:
-        raise UserError("as_of", config.as_of, "is not a date", "write it as YYYY-MM-DD") from None
+        return step(*args)
+    except UserError as e:
+        raise InvalidConfig([e]) from None
 
 
-def _resolve_image(config: DeployConfig, catalog: Catalog, as_of: dt.date):
-    version = config.container_version or catalog.newest_usable(config.accelerator, config.runtime, as_of)
-    return catalog.resolve_image(version, config.accelerator, config.runtime, as_of, config.allow_unavailable_image)
+def _problems(step, *args) -> list[UserError]:
+    """The problems a step raises, as a list (none when it returns)."""
+    try:
+        step(*args)
+    except UserError as e:
+        return [e]
+    except InvalidConfig as e:
+        return list(e.errors)
+    return []
 
 
-def _machine_problems(config: DeployConfig, catalog: Catalog, machine_type: str) -> list[UserError]:
+# The rules ---------------------------------------------------------------------------------------------------
+
+
+def date_rule(config: DeployConfig, catalog: Catalog) -> list[UserError]:
+    return _problems(_as_of, config)
+
+
+def image_rule(config: DeployConfig, catalog: Catalog) -> list[UserError]:
+    return _problems(_resolve_image, config, catalog)
+
+
+def machine_rule(config: DeployConfig, catalog: Catalog) -> list[UserError]:
     """TPU v5e types carry their TPU and need a TPU image; GPUs need a machine family that carries them."""
+    machine_type = _machine_type(config, catalog)
     tpu_types = ", ".join(catalog.tpu_machine_types)
     found = []
-    is_tpu_machine = machine_type in catalog.tpu_machine_types
-    if not is_tpu_machine and (machine_type.startswith("ct") or "tpu" in machine_type):
+    is_tpu_machine = catalog.tpu_chips(machine_type) is not None
+    if not is_tpu_machine and catalog.is_cloud_tpu(machine_type):
         found.append(
             UserError(
                 "machine_type",
@@ -100,7 +103,7 @@ def _machine_problems(config: DeployConfig, catalog: Catalog, machine_type: str)
                 f"use {tpu_types}",
             )
         )
-    if config.accelerator_type in _OTHER_TPUS:
+    if config.accelerator_type in catalog.tpu_accelerators_not_served:
         found.append(
             UserError(
                 "accelerator_type",
@@ -132,7 +135,7 @@ def _machine_problems(config: DeployConfig, catalog: Catalog, machine_type: str)
                 )
         return found
     if config.accelerator == "tpu":
-        if machine_type.startswith("ct") or "tpu" in machine_type:
+        if catalog.is_cloud_tpu(machine_type):
             return found
         found.append(
             UserError(
@@ -152,6 +155,52 @@ def _machine_problems(config: DeployConfig, catalog: Catalog, machine_type: str)
             )
         )
     return found
+
+
+def runtime_rule(config: DeployConfig, catalog: Catalog) -> list[UserError]:
+    """The runtime flags: where they apply, what contradicts what, and what the chosen image supports."""
+    if problems := _problems(_runtime_options, config):
+        return problems
+    options = _runtime_options(config)
+    try:
+        image = _resolve_image(config, catalog).image
+    except UserError:
+        image = None  # image_rule names it
+    return _runtime_problems(config, options, image)
+
+
+def batching_rule(config: DeployConfig, catalog: Catalog) -> list[UserError]:
+    return _problems(_batching, config)
+
+
+def deploy_rule(config: DeployConfig, catalog: Catalog) -> list[UserError]:
+    return _deploy_problems(config)
+
+
+RULES = (date_rule, image_rule, machine_rule, runtime_rule, batching_rule, deploy_rule)
+
+
+# What the rules share ----------------------------------------------------------------------------------------
+
+
+def _machine_type(config: DeployConfig, catalog: Catalog) -> str:
+    return config.machine_type or catalog.default_machine_types.get(config.accelerator, "")
+
+
+def _resolve_image(config: DeployConfig, catalog: Catalog) -> Resolved:
+    try:
+        as_of = config.as_of_date()
+    except ValueError:
+        as_of = dt.date.today()  # date_rule names it
+    version = config.container_version or catalog.newest_usable(config.accelerator, config.runtime, as_of)
+    return catalog.resolve_image(version, config.accelerator, config.runtime, as_of, config.allow_unavailable_image)
+
+
+def _as_of(config: DeployConfig) -> dt.date:
+    try:
+        return config.as_of_date()
+    except ValueError:
+        raise UserError("as_of", config.as_of, "is not a date", "write it as YYYY-MM-DD") from None
 
 
 def _gpu_problems(config: DeployConfig, catalog: Catalog, machine_type: str) -> list[UserError]:
@@ -349,8 +398,6 @@ def _batching(config: DeployConfig) -> Batching | None:
 
 def _deploy_problems(config: DeployConfig) -> list[UserError]:
     found = []
-    if config.accelerator not in ACCELERATORS:
-        return found  # resolve_image already names it
     if config.min_replica_count < 1:
         found.append(
             UserError("min_replica_count", config.min_replica_count, "must be at least 1", "set min_replica_count: 1")

@@ -2,10 +2,10 @@
 
 import pytest
 
-from pipelines.catalog import load_catalog
-from pipelines.config import DeployConfig
-from pipelines.errors import InvalidConfig
-from pipelines.validate import validate
+from vertex_serving.catalog import load_catalog
+from vertex_serving.config import DeployConfig
+from vertex_serving.errors import InvalidConfig
+from vertex_serving.rules import validate
 
 CATALOG = load_catalog()
 TPU = {"accelerator": "tpu", "container_version": "nightly", "machine_type": "ct5lp-hightpu-1t"}

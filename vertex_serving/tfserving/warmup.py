@@ -1,4 +1,4 @@
-"""Replays a SavedModel's warmup requests before it serves, with TF Serving's rules (SavedModel Warmup guide).
+"""SavedModel warmup records, written and replayed with TF Serving's rules (SavedModel Warmup guide).
 
 `assets.extra/tf_serving_warmup_requests` is a TFRecord file of `PredictionLog`s: a missing file means no
 warmup; more than 1000 records or a corrupt record fails the load rather than being truncated or skipped.
@@ -11,10 +11,50 @@ from pathlib import Path
 
 import numpy as np
 
-from localvertex.modelserver.errors import ServingError
-from pipelines.artifacts import MAX_WARMUP_RECORDS, WARMUP_FILE
+from vertex_serving.tfserving.errors import ServingError
+from vertex_serving.tfserving.layout import MAX_WARMUP_RECORDS, WARMUP_FILE
 
 Predict = Callable[[str, dict[str, np.ndarray]], object]
+
+
+def warmup_records(
+    samples: dict[str, np.ndarray], batch_sizes: list[int], signature_name: str = "serving_default", repeats: int = 1
+) -> list:
+    """PredictionLogs for each batch size, built by cycling through the sample rows (never invented data).
+
+    Largest first: the last sizes replayed are the ones whose kernels are still warm in the caches, and the
+    smallest batches are the ones a lightly loaded server sees first.
+    """
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    rows = len(next(iter(samples.values())))
+    records = []
+    for size in sorted(set(batch_sizes), reverse=True):
+        index = np.arange(size) % rows
+        request = predict_pb2.PredictRequest()
+        request.model_spec.signature_name = signature_name
+        for name, values in samples.items():
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(values[index]))
+        record = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+        records.extend([record] * repeats)
+    if len(records) > MAX_WARMUP_RECORDS:
+        raise ServingError(
+            "INVALID_ARGUMENT",
+            f"{len(records)} warmup records exceed TF Serving's limit of {MAX_WARMUP_RECORDS}",
+        )
+    return records
+
+
+def write_warmup_file(model_dir: Path, records: list) -> Path:
+    import tensorflow as tf
+
+    path = Path(model_dir) / WARMUP_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in records:
+            writer.write(record.SerializeToString())
+    return path
 
 
 def read_warmup_records(model_dir: Path) -> list:

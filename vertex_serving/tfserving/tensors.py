@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from localvertex.modelserver.errors import ServingError
-from localvertex.modelserver.servable import Signature, TensorSpec
+from vertex_serving.tfserving.errors import ServingError
+from vertex_serving.tfserving.servable import Signature, TensorSpec
 
 REQUEST_KEYS = {"signature_name", "instances", "inputs", "parameters"}
 

@@ -1,7 +1,9 @@
 """A deploy configuration: the pipeline's parameters by name, read from a YAML or TOML file.
 
-Keys are the pipeline's own parameter names, so a config file, `vsp validate`, `vsp run` and the compiled pipeline
-agree; an unknown key or a value of the wrong type is refused before anything runs.
+`DeployConfig` is the one list of the deploy pipeline's parameters: the pipeline signature and the validate step's
+inputs derive from (or are tested against) its fields, and `to_parameters` / `from_parameters` are the only
+encoding of its values for a pipeline run. An unknown key or a value of the wrong type is refused before anything
+runs.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.errors import InvalidConfig, UserError
+from vertex_serving.errors import InvalidConfig, UserError
+
+REQUIRED = {"required": True}  # field metadata: the pipeline has no default for it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,13 +29,14 @@ class DeployConfig:
     """Every parameter of the deploy pipeline, with the defaults a first run should get."""
 
     # Where Vertex AI is; an empty api_endpoint means Google's own for `location`.
-    project: str = ""
+    project: str = dataclasses.field(default="", metadata=REQUIRED)
     location: str = "us-central1"
     api_endpoint: str = ""
     staging_bucket: str = ""
     # The model and how it is served.
-    model_dir: str = ""
-    model_display_name: str = ""
+    model_dir: str = dataclasses.field(default="", metadata=REQUIRED)
+    model_display_name: str = dataclasses.field(default="", metadata=REQUIRED)
+    catalog: str = ""  # TOML text, a file or a gs:// URI merged over the packaged runtime catalog
     container_version: str = ""
     accelerator: str = "cpu"
     runtime: str = "optimized"
@@ -53,7 +58,7 @@ class DeployConfig:
     accelerator_count: int = 0
     min_replica_count: int = 1
     max_replica_count: int = 1
-    endpoint_display_name: str = ""
+    endpoint_display_name: str = dataclasses.field(default="", metadata=REQUIRED)
     endpoint_network: str = ""
     traffic_percentage: int = 100
     deploy_timeout_seconds: float = 1800.0
@@ -65,6 +70,39 @@ class DeployConfig:
     smoke_min_top1_agreement: float = 0.99
     smoke_requests: int = 50
     smoke_p99_latency_ms: float = 0.0
+
+    def to_parameters(self) -> dict:
+        """The values as pipeline parameters: tuples as lists, an unset use_tfrt as "" (a run has no null)."""
+        values = dataclasses.asdict(self)
+        for name, kind in _FIELD_KINDS.items():
+            if kind == "optional_bool":
+                values[name] = "" if values[name] is None else str(values[name]).lower()
+            elif kind == "int_list":
+                values[name] = list(values[name])
+        return values
+
+    @classmethod
+    def from_parameters(cls, values: Mapping[str, object]) -> DeployConfig:
+        """The inverse of `to_parameters`; list items arrive as doubles (protobuf Values) and are read back."""
+        decoded = dict(values)
+        for name, kind in _FIELD_KINDS.items():
+            if name not in decoded:
+                continue
+            value = decoded[name]
+            if kind == "optional_bool" and isinstance(value, str):
+                decoded[name] = {"": None, "true": True, "false": False}.get(value.lower(), value)
+            elif kind == "int_list" and isinstance(value, list | tuple):
+                decoded[name] = [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]
+        return cls.from_mapping(decoded)
+
+    @classmethod
+    def parameters(cls) -> list[tuple[str, type, object, bool]]:
+        """(name, pipeline type, default, required) of each pipeline parameter, required ones first."""
+        found = []
+        for f in dataclasses.fields(cls):
+            default = cls().to_parameters()[f.name]
+            found.append((f.name, _PIPELINE_TYPES[_FIELD_KINDS[f.name]], default, f.metadata.get("required", False)))
+        return sorted(found, key=lambda p: not p[3])
 
     def as_of_date(self) -> dt.date:
         return dt.date.fromisoformat(self.as_of) if self.as_of else dt.date.today()
@@ -88,6 +126,20 @@ class DeployConfig:
         if errors:
             raise InvalidConfig(errors)
         return cls(**accepted)
+
+
+def _kind(hint: object) -> str:
+    allowed = set(typing.get_args(hint)) if isinstance(hint, types.UnionType) else {hint}
+    if typing.get_origin(hint) is tuple:
+        return "int_list"
+    if allowed == {bool, type(None)}:
+        return "optional_bool"
+    (only,) = allowed
+    return only.__name__
+
+
+_FIELD_KINDS = {name: _kind(hint) for name, hint in typing.get_type_hints(DeployConfig).items()}
+_PIPELINE_TYPES = {"str": str, "bool": bool, "int": int, "float": float, "int_list": list, "optional_bool": str}
 
 
 def load_config(path: str | Path) -> DeployConfig:

@@ -40,17 +40,25 @@ def test_images_for_tpu_in_june_2025(capsys):
     assert "usable (nightly: no SLA)" in table["nightly", "tpu", "optimized"]
 
 
-def test_images_today_only_nightly_is_usable_unless_the_catalog_is_extended(capsys, tmp_path):
+def test_images_today_only_nightly_optimized_is_usable_unless_the_catalog_is_extended(capsys, tmp_path):
     code, out, _ = run(capsys, "images", "--as-of", "2026-11-22")
-    usable = [key for key, line in rows(out).items() if "past end" not in line]
-    assert code == 0 and {version for version, _, _ in usable} == {"nightly"} and len(usable) == 3
-    assert "Only nightly images" in out and "--catalog FILE" in out
+    usable = {key for key, line in rows(out).items() if "past end" not in line}
+    assert code == 0 and {v for v, _, runtime in usable if runtime == "optimized"} == {"nightly"}
+    assert "Only nightly images (no SLA) of the optimized runtime" in out and "--catalog FILE" in out
     extra = tmp_path / "more.toml"
-    extra.write_text(
-        '[versions."2.18"]\nend_of_availability = 2027-10-01\n[versions."2.18".cpu]\noptimized = "x/tf_opt-cpu.2-18"\n'
-    )
+    extra.write_text('[optimized."2.18"]\nend_of_availability = 2027-10-01\ncpu = "x/tf_opt-cpu.2-18"\n')
     code, out, _ = run(capsys, "images", "--as-of", "2026-11-22", "--catalog", str(extra))
     assert "usable" in rows(out)["2.18", "cpu", "optimized"] and "Only nightly" not in out
+
+
+def test_standard_images_follow_their_own_support_dates(capsys):
+    """tf2-cpu.2-15 is past the optimized 2.15's end of availability, yet Vertex AI still accepts it."""
+    code, out, _ = run(capsys, "images", "--accelerator", "cpu", "--as-of", "2026-11-22")
+    table = rows(out)
+    assert "usable until 2027-01-14" in table["2.15", "cpu", "standard"]
+    assert "past end of availability (2025-08-15)" in table["2.15", "cpu", "optimized"]
+    assert "past end of availability" in table["2.13", "cpu", "standard"]
+    assert ("2.1", "cpu", "standard") in table and ("2.1", "cpu", "optimized") not in table
 
 
 def test_images_json_for_ci(capsys):
@@ -99,7 +107,30 @@ def test_validate_json_for_ci(capsys, tmp_path):
     assert data["machine_spec"] == {"machine_type": "n1-standard-4"}
 
 
-@pytest.mark.parametrize("command", [[], ["images"], ["validate"]])
+USER_CATALOG = '[optimized."2.17"]\nend_of_availability = 2099-01-01\ncpu = "example.com/tf_opt-cpu.2-17:latest"\n'
+
+
+def test_validate_takes_a_user_catalog_from_the_flag_or_the_config(capsys, tmp_path):
+    (tmp_path / "c.toml").write_text(USER_CATALOG)
+    config = tmp_path / "deploy.yaml"
+    config.write_text('accelerator: cpu\ncontainer_version: "2.17"\n')
+    code, _, err = run(capsys, "validate", str(config))
+    assert code == 2 and "add it with --catalog FILE" in err
+    code, out, _ = run(capsys, "validate", str(config), "--catalog", str(tmp_path / "c.toml"))
+    assert code == 0 and "example.com/tf_opt-cpu.2-17:latest" in out
+    config.write_text(f'accelerator: cpu\ncontainer_version: "2.17"\ncatalog: {tmp_path / "c.toml"}\n')
+    code, out, _ = run(capsys, "validate", str(config))
+    assert code == 0 and "example.com/tf_opt-cpu.2-17:latest" in out
+
+
+def test_compile_writes_the_pipeline_for_the_image_given(capsys, tmp_path):
+    image = "us-docker.pkg.dev/p/r/vertex-serving-pipelines:7"
+    code, out, err = run(capsys, "compile", "--output-dir", str(tmp_path), "--component-image", image)
+    assert code == 0 and err == "" and f"compiled {tmp_path}/vertex-serving-deploy.yaml" in out
+    assert f"image: {image}" in (tmp_path / "vertex-serving-deploy.yaml").read_text()
+
+
+@pytest.mark.parametrize("command", [[], ["images"], ["validate"], ["compile"], ["run"], ["demo"]])
 def test_every_command_has_help_with_an_example(capsys, command):
     with pytest.raises(SystemExit) as e:
         main([*command, "--help"])

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from google.protobuf import text_format
 
-from pipelines.artifacts import BATCHING_CONFIG
-from pipelines.errors import UserError
-from pipelines.protos import BatchingParameters
+from vertex_serving.errors import UserError
+from vertex_serving.protos import BatchingParameters
+from vertex_serving.tfserving.layout import BATCHING_CONFIG
 
 
 @dataclass(frozen=True)

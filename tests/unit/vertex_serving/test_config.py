@@ -2,8 +2,8 @@
 
 import pytest
 
-from pipelines.config import DeployConfig, load_config
-from pipelines.errors import InvalidConfig, UserError
+from vertex_serving.config import DeployConfig, load_config
+from vertex_serving.errors import InvalidConfig, UserError
 
 
 def test_yaml_and_toml_configs_read_the_same(tmp_path):

@@ -1,7 +1,9 @@
 """The runtime catalog: which serving image a container version offers per accelerator, and until when.
 
 The facts live in `catalog.toml` (data, not code): Google publishes new versions and retires old ones, so users
-extend or override it with a file of the same schema instead of waiting for a release of this package.
+extend or override it with TOML of the same schema (a file, text, or a gs:// URI) instead of waiting for a release
+of this package. Machine facts (TPU v5e types, GPU families, default machine types) live there too, read by the
+rules and by localvertex alike.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.errors import UserError
+from vertex_serving.errors import UserError
 
 PACKAGED_CATALOG = Path(__file__).with_name("catalog.toml")
 ACCELERATORS = ("cpu", "gpu", "tpu")
 RUNTIMES = ("optimized", "standard")
-_VERSION_KEYS = {"nightly", "end_of_patches", "end_of_availability", *ACCELERATORS}
-_IMAGE_KEYS = {"optimized", "standard", "cuda"}
+_VERSION_KEYS = {"nightly", "end_of_patches", "end_of_availability", "cuda", *ACCELERATORS}
+# Where a fix should send the user, by where the catalog was read.
+EXTEND_WITH_FLAG = "add it with --catalog FILE"
+EXTEND_WITH_PARAMETER = "add it with the pipeline parameter catalog (TOML text or a gs:// URI)"
 
 
 @dataclass(frozen=True)
@@ -61,8 +65,20 @@ class Catalog:
     images: tuple[Image, ...]
     prebuilt: Mapping[str, Mapping[str, object]]
     tpu_machine_types: Mapping[str, int]
+    tpu_machine_prefixes: tuple[str, ...]
+    tpu_accelerators_not_served: tuple[str, ...]
+    default_machine_types: Mapping[str, str]
     gpu_families: Mapping[str, tuple[str, ...]]
     gpu_unsupported_by_optimized: Mapping[str, str]
+    extend_hint: str = EXTEND_WITH_FLAG
+
+    def tpu_chips(self, machine_type: str) -> int | None:
+        """TPU v5e chips of a machine type Vertex AI serves on, None for any other machine type."""
+        return self.tpu_machine_types.get(machine_type)
+
+    def is_cloud_tpu(self, machine_type: str) -> bool:
+        """Any Cloud TPU machine type, served or not (ct4p, ct5p, ct6e... are TPU VMs Vertex does not serve on)."""
+        return machine_type in self.tpu_machine_types or machine_type.startswith(self.tpu_machine_prefixes)
 
     def versions(self) -> list[str]:
         """Container versions, nightly first, then newest to oldest."""
@@ -100,7 +116,7 @@ class Catalog:
                 "container_version",
                 container_version,
                 "is not in the catalog",
-                f"use one of {_join(known)}, or add it with --catalog FILE",
+                f"use one of {_join(known)}, or {self.extend_hint}",
             )
         same_version = [i for i in self.images if i.version == container_version]
         if not any(i.accelerator == accelerator for i in same_version):
@@ -132,8 +148,8 @@ class Catalog:
                     "container_version",
                     container_version,
                     f"reached end of availability on {image.end_of_availability} (as of {as_of}) and cannot serve new deployments",
-                    f"use {usable or 'a newer version'} (extend the catalog with --catalog FILE for versions Google "
-                    "published since), or set allow_unavailable_image=true to try it anyway",
+                    f"use {usable or 'a newer version'} ({self.extend_hint} for versions Google published since), "
+                    "or set allow_unavailable_image=true to try it anyway",
                 )
             warnings.append(
                 f"container_version={container_version!r} is past end of availability ({image.end_of_availability}); "
@@ -157,7 +173,7 @@ class Catalog:
                 "container_version",
                 "",
                 f"has no default: no {runtime} {accelerator} image is usable on {as_of}",
-                "extend the catalog with --catalog FILE, or name a version and set allow_unavailable_image=true",
+                f"{self.extend_hint}, or name a version and set allow_unavailable_image=true",
             )
         return chosen.version
 
@@ -168,22 +184,56 @@ class Catalog:
         return any(i.version == version and i.usable(as_of) for i in self.select(accelerator, runtime))
 
 
-def load_catalog(*overrides: str | Path) -> Catalog:
-    """The packaged catalog, with each override file merged over it in order (its entries win)."""
-    data = _read(PACKAGED_CATALOG)
-    for path in overrides:
-        _merge(data, _read(Path(path)))
-    return _build(data, str(overrides[-1]) if overrides else str(PACKAGED_CATALOG))
+def load_catalog(*overrides: str | Path, extend_hint: str = EXTEND_WITH_FLAG) -> Catalog:
+    """The packaged catalog, with each override (a file, TOML text or a gs:// URI) merged over it in order."""
+    data = _parse(PACKAGED_CATALOG.read_text(), str(PACKAGED_CATALOG))
+    source = str(PACKAGED_CATALOG)
+    for override in overrides:
+        if not str(override).strip():
+            continue
+        source = describe(override)
+        _merge(data, _parse(read_source(override), source))
+    return _build(data, source, extend_hint)
 
 
-def _read(path: Path) -> dict:
+def describe(source: str | Path) -> str:
+    """A catalog source as an error message names it: its path or URI, or "TOML text"."""
+    return "TOML text" if _is_text(str(source)) else str(source)
+
+
+def read_source(source: str | Path) -> str:
+    """The TOML text of a catalog source: inline text, a local file, or a gs:// object."""
+    text = str(source)
+    if _is_text(text):
+        return text
+    if text.startswith("gs://"):
+        from google.api_core import exceptions
+        from google.auth import exceptions as auth_exceptions
+        from google.cloud import storage
+
+        bucket, _, name = text.removeprefix("gs://").partition("/")
+        try:
+            return storage.Client().bucket(bucket).blob(name).download_as_text()
+        except (exceptions.GoogleAPICallError, auth_exceptions.GoogleAuthError) as e:
+            reason = str(e).splitlines()[0]
+            raise UserError("catalog", text, f"cannot be read ({reason})", "give a gs:// URI of a TOML file") from None
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise UserError("catalog", str(path), "does not exist", "give the path of a TOML catalog file") from None
+        return Path(text).expanduser().read_text()
+    except OSError as e:
+        raise UserError(
+            "catalog", text, f"cannot be read ({e.strerror})", "give the path of a TOML catalog file"
+        ) from None
+
+
+def _is_text(source: str) -> bool:
+    return "\n" in source or "=" in source or source.lstrip().startswith("[")
+
+
+def _parse(text: str, source: str) -> dict:
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise UserError("catalog", str(path), f"is not valid TOML ({e})", "fix the file") from None
+        raise UserError("catalog", source, f"is not valid TOML ({e})", "fix the TOML") from None
 
 
 def _merge(base: dict, extra: Mapping) -> None:
@@ -194,45 +244,55 @@ def _merge(base: dict, extra: Mapping) -> None:
             base[key] = value
 
 
-def _build(data: Mapping, source: str) -> Catalog:
+def _build(data: Mapping, source: str, extend_hint: str) -> Catalog:
     def bad(key: str, problem: str, fix: str) -> UserError:
         return UserError("catalog", source, f"{problem} at {key}", fix)
 
+    unknown = set(data) - {"prebuilt", "machine_types", *RUNTIMES}
+    if unknown:
+        raise bad(
+            "the top level",
+            f"has unknown tables {sorted(unknown)}",
+            f"use only {sorted(RUNTIMES)}, prebuilt, machine_types",
+        )
     images = []
-    for version, entry in data.get("versions", {}).items():
-        unknown = set(entry) - _VERSION_KEYS
-        if unknown:
-            raise bad(f"versions.{version}", f"has unknown keys {sorted(unknown)}", f"use only {sorted(_VERSION_KEYS)}")
-        nightly = bool(entry.get("nightly", False))
-        if not nightly and not _is_numeric(version):
-            raise bad(f"versions.{version}", "has a version that is neither X.Y nor nightly", "add nightly = true")
-        dates = {k: entry.get(k) for k in ("end_of_patches", "end_of_availability")}
-        for key, value in dates.items():
-            if value is not None and not isinstance(value, dt.date):
-                raise bad(f"versions.{version}.{key}", f"has {value!r}, not a date", "write a TOML date: 2025-08-15")
-        for accelerator in ACCELERATORS:
-            spec = entry.get(accelerator)
-            if spec is None:
-                continue
-            unknown = set(spec) - _IMAGE_KEYS
+    for runtime in RUNTIMES:
+        for version, entry in data.get(runtime, {}).items():
+            key = f"{runtime}.{version}"
+            if not isinstance(entry, Mapping):
+                raise bad(key, "is not a table", f'write [{runtime}."{version}"]')
+            unknown = set(entry) - _VERSION_KEYS
             if unknown:
-                raise bad(
-                    f"versions.{version}.{accelerator}",
-                    f"has unknown keys {sorted(unknown)}",
-                    f"use only {sorted(_IMAGE_KEYS)}",
-                )
-            for runtime in RUNTIMES:
-                if spec.get(runtime):
-                    images.append(
-                        Image(version, accelerator, runtime, spec[runtime], spec.get("cuda"), nightly=nightly, **dates)
+                raise bad(key, f"has unknown keys {sorted(unknown)}", f"use only {sorted(_VERSION_KEYS)}")
+            nightly = bool(entry.get("nightly", False))
+            if not nightly and not _is_numeric(version):
+                raise bad(key, "has a version that is neither X.Y nor nightly", "add nightly = true")
+            dates = {k: entry.get(k) for k in ("end_of_patches", "end_of_availability")}
+            for name, value in dates.items():
+                if value is not None and not isinstance(value, dt.date):
+                    raise bad(f"{key}.{name}", f"has {value!r}, not a date", "write a TOML date: 2025-08-15")
+            for accelerator in ACCELERATORS:
+                uri = entry.get(accelerator)
+                if uri is None:
+                    continue
+                if not isinstance(uri, str) or not uri:
+                    raise bad(
+                        f"{key}.{accelerator}", f"has {uri!r}, not an image URI", "write the image URI as a string"
                     )
+                cuda = entry.get("cuda") if accelerator == "gpu" else None
+                images.append(Image(version, accelerator, runtime, uri, cuda, nightly=nightly, **dates))
     machines = data.get("machine_types", {})
+    tpu = machines.get("tpu", {})
     return Catalog(
         images=tuple(images),
         prebuilt=data.get("prebuilt", {}),
-        tpu_machine_types=dict(machines.get("tpu", {})),
+        tpu_machine_types={k: v for k, v in tpu.items() if isinstance(v, int)},
+        tpu_machine_prefixes=tuple(machines.get("tpu_prefixes", ())),
+        tpu_accelerators_not_served=tuple(machines.get("tpu_accelerators_not_served", ())),
+        default_machine_types=dict(machines.get("default", {})),
         gpu_families={k: tuple(v) for k, v in machines.get("gpu", {}).items()},
         gpu_unsupported_by_optimized=dict(machines.get("gpu_unsupported_by_optimized", {})),
+        extend_hint=extend_hint,
     )
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from localvertex.modelserver.errors import ServingError
-from localvertex.modelserver.storage import safe_target
+from vertex_serving.tfserving.errors import ServingError
+from vertex_serving.tfserving.storage import safe_target
 
 
 @pytest.mark.parametrize("name", ["../evil", "a/../../evil", "/etc/passwd", ""])

@@ -1,0 +1,85 @@
+"""The upload, endpoint, deploy and smoke-test shells, called through `.python_func` against a real localvertex."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from google.cloud import aiplatform
+from google_cloud_pipeline_components.types.artifact_types import VertexEndpoint, VertexModel
+from kfp import dsl
+
+from components.convert import prepare, reference_predictions
+from components.deploy import deploy
+from components.endpoint import endpoint
+from components.smoke_test import smoke_test
+from components.upload import upload
+from tests.integration.localvertex_fixtures import CPU_IMAGE, LOCATION, PROJECT
+from tests.models import TESTDATA
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_shells_take_a_model_to_a_smoke_tested_endpoint(emulator, tmp_path):
+    where = {"project": PROJECT, "location": LOCATION, "api_endpoint": emulator.state["api_endpoint"]}
+    model = prepare(str(TESTDATA / "saved_model_half_plus_two_cpu" / "00000123"), tmp_path / "model", "", "", "")
+    reference = dsl.Dataset(uri=str(tmp_path / "reference.json"))
+    Path(reference.path).write_text(json.dumps(reference_predictions(model, [[1.0], [3.0]], ("serve",))))
+
+    vertex_model = VertexModel(name="vertex_model", uri="", metadata={})
+    upload.python_func(
+        **where,
+        staging_bucket="gs://localvertex-staging",
+        display_name="shells",
+        image_uri=CPU_IMAGE,
+        container_args=[],
+        model=dsl.Model(uri=str(model)),
+        vertex_model=vertex_model,
+        run_name="shell-run",
+    )
+    uploaded = aiplatform.Model(vertex_model.metadata["resourceName"])
+    assert uploaded.labels == {"vsp-pipeline-run": "shell-run"}
+
+    vertex_endpoint = VertexEndpoint(name="vertex_endpoint", uri="", metadata={})
+    endpoint.python_func(**where, display_name="shells-endpoint", network="", vertex_endpoint=vertex_endpoint)
+    again = VertexEndpoint(name="vertex_endpoint", uri="", metadata={})
+    endpoint.python_func(**where, display_name="shells-endpoint", network="", vertex_endpoint=again)
+    assert again.metadata["resourceName"] == vertex_endpoint.metadata["resourceName"]  # never a second endpoint
+
+    resources = tmp_path / "gcp_resources"
+    deployed = deploy.python_func(
+        **where,
+        vertex_model=vertex_model,
+        vertex_endpoint=vertex_endpoint,
+        machine_type="n1-standard-4",
+        accelerator_type="",
+        accelerator_count=0,
+        min_replica_count=1,
+        max_replica_count=1,
+        traffic_percentage=100,
+        deploy_timeout_seconds=300.0,
+        gcp_resources=str(resources),
+    )
+    assert json.loads(resources.read_text())["resources"][0]["resourceType"] == "DeployModelLro"
+
+    metrics, report = dsl.Metrics(uri=str(tmp_path / "metrics")), dsl.Markdown(uri=str(tmp_path / "report.md"))
+    smoke_test.python_func(
+        **where,
+        vertex_endpoint=vertex_endpoint,
+        vertex_model=vertex_model,
+        deployed_model_id=deployed.deployed_model_id,
+        previous_traffic_split=deployed.previous_traffic_split,
+        reference=reference,
+        smoke_atol=1e-4,
+        smoke_rtol=1e-3,
+        smoke_min_top1_agreement=0.99,
+        smoke_requests=5,
+        smoke_p99_latency_ms=0.0,
+        undeploy_zero_traffic=False,
+        metrics=metrics,
+        smoke_report=report,
+    )
+    assert metrics.metadata["max_abs_diff"] == 0.0 and "passed" in Path(report.path).read_text().lower()
+    live = aiplatform.Endpoint(vertex_endpoint.metadata["resourceName"])
+    assert live.traffic_split == {deployed.deployed_model_id: 100}
