@@ -21,19 +21,9 @@ SYNTHETIC_ROWS = 8
 
 def read_instances(uri: str) -> list:
     """JSON Lines, one instance a line, from a local path or gs://."""
-    try:
-        if uri.startswith("gs://"):
-            from google.cloud import storage
+    from vertex_serving.sdk import read_text
 
-            bucket, _, name = uri.removeprefix("gs://").partition("/")
-            text = storage.Client().bucket(bucket).blob(name).download_as_text()
-        else:
-            text = Path(uri).read_text()
-    except Exception as e:  # a missing file or object, a bad bucket name, no permission: all the user's to fix
-        reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
-        raise UserError(
-            "sample_instances_uri", uri, f"cannot be read ({reason})", "give a JSON Lines file or gs:// object"
-        ) from None
+    text = read_text(uri, "sample_instances_uri")
     instances = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():

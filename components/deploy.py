@@ -1,7 +1,9 @@
-"""Deploys the model version to the endpoint with the requested share of traffic, within a deploy timeout.
+"""Deploys the model version to the endpoint with no traffic yet, within a deploy timeout.
 
-As GCPC does, the deploy operation is written to `gcp_resources` before the wait, so a cancelled run can be
-traced to its operation; the traffic split before the deploy is kept so the smoke test can restore it.
+The new DeployedModel takes its share only when the smoke test promotes it, so a run that is cancelled or fails
+here leaves no model taking traffic. As GCPC does, the deploy operation is written to `gcp_resources` before the
+wait, so a cancelled run can be traced to its operation. The split before the deploy and the split asked for are
+the step's outputs: the smoke test promotes to the one and restores the other.
 """
 
 import json
@@ -18,6 +20,7 @@ from vertex_serving.errors import UserError
 class Deployed(NamedTuple):
     deployed_model_id: str
     previous_traffic_split: str
+    target_traffic_split: str
 
 
 def deploy_version(
@@ -52,9 +55,11 @@ def deploy_version(
     )
     # As the SDK does: the first model of an endpoint takes all traffic, whatever traffic_percentage says.
     share = traffic_percentage if previous else 100
-    split = None if endpoint.network else aiplatform.Endpoint._allocate_traffic(previous, share)
+    target = {} if endpoint.network else aiplatform.Endpoint._allocate_traffic(previous, share)
+    # Deployed with 0%: "0" is the model being deployed; an empty split leaves the endpoint's as it is.
+    hold = {**previous, "0": 0} if previous and not endpoint.network else None
     operation = endpoint.api_client.deploy_model(
-        endpoint=endpoint.resource_name, deployed_model=deployed, traffic_split=split
+        endpoint=endpoint.resource_name, deployed_model=deployed, traffic_split=hold
     )
     resources = {
         "resources": [{"resourceType": "DeployModelLro", "resourceUri": f"{api_host}/v1/{operation.operation.name}"}]
@@ -70,7 +75,9 @@ def deploy_version(
             f"passed before operation {operation.operation.name} finished",
             "raise deploy_timeout_seconds, or check the model server's start-up",
         ) from None
-    return Deployed(response.deployed_model.id, json.dumps(previous))
+    new_id = response.deployed_model.id
+    target = {new_id if k == "0" else k: v for k, v in target.items()}
+    return Deployed(new_id, json.dumps(previous), json.dumps(target))
 
 
 @component(base_image=COMPONENT_IMAGE, install_kfp_package=False)  # the image carries kfp
@@ -88,7 +95,9 @@ def deploy(
     traffic_percentage: int,
     deploy_timeout_seconds: float,
     gcp_resources: dsl.OutputPath(str),
-) -> NamedTuple("Deployed", [("deployed_model_id", str), ("previous_traffic_split", str)]):
+) -> NamedTuple(
+    "Deployed", [("deployed_model_id", str), ("previous_traffic_split", str), ("target_traffic_split", str)]
+):
     from components.deploy import deploy_version
     from vertex_serving.sdk import init_vertex
 
@@ -107,5 +116,8 @@ def deploy(
         gcp_resources,
         host,
     )
-    print(f"deploy: DeployedModel {result.deployed_model_id}; traffic before: {result.previous_traffic_split}")
+    print(
+        f"deploy: DeployedModel {result.deployed_model_id} at 0%; traffic before: {result.previous_traffic_split}, "
+        f"after a passed smoke test: {result.target_traffic_split}"
+    )
     return result

@@ -1,11 +1,15 @@
-"""Proves the new model answers like itself through the live endpoint, fast enough, or takes it back out.
+"""Promotes the new model to its share of traffic, proves it answers like itself, fast enough, or takes it back out.
 
-The sample instances go through the endpoint to the new DeployedModel; its answers must match the reference
-predictions within the tolerances, and its p99 latency must meet the budget. On failure the previous traffic
-split is restored and the new DeployedModel undeployed in one call, so traffic never rests on a broken model.
+The deploy step left the new DeployedModel at 0%; this step gives it the share asked for, sends the sample
+instances through the endpoint to it, and compares its answers with the reference predictions within the
+tolerances and its p99 latency with the budget. On failure, or when the run is cancelled (SIGTERM), the previous
+traffic split is restored and the new DeployedModel undeployed in one call.
 """
 
+import contextlib
+import signal
 import statistics
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -21,6 +25,27 @@ MAX_TRIES = 200  # requests to wait for a canary with a small share of traffic
 
 class SmokeTestFailed(RuntimeError):
     """The new model disagreed with its reference or was too slow; it has been taken out of the endpoint."""
+
+
+class Cancelled(BaseException):
+    """The run was cancelled (SIGTERM) while the new model was being tried: not an Exception, so nothing swallows it."""
+
+
+@contextlib.contextmanager
+def cancellable():
+    """SIGTERM, which cancels a task on Vertex AI Pipelines and on localvertex, raises Cancelled here."""
+
+    def cancel(signum, frame):
+        raise Cancelled("the run was cancelled")
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, cancel)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass
@@ -100,6 +125,7 @@ def smoke_test_deployment(
     endpoint_name: str,
     deployed_model_id: str,
     previous_split: dict,
+    target_split: dict,
     reference: dict,
     atol: float,
     rtol: float,
@@ -110,20 +136,25 @@ def smoke_test_deployment(
     from vertex_serving.sdk import open_endpoint
 
     endpoint = open_endpoint(endpoint_name)
-    try:
-        predictions, first_ms, latencies = measure(
-            endpoint, None if endpoint.network else deployed_model_id, reference["instances"], requests
-        )
-    except Exception:
-        rollback(endpoint, deployed_model_id, previous_split)
-        raise
-    found = compare(reference["predictions"], predictions, atol, rtol, min_top1)
-    found.first_request_ms, found.p50_ms = first_ms, statistics.median(latencies)
-    found.p99_ms = float(np.percentile(latencies, 99))
-    if p99_budget_ms and found.p99_ms > p99_budget_ms:
-        found.problems.append(f"p99 latency {found.p99_ms:.1f} ms is over smoke_p99_latency_ms={p99_budget_ms:g}")
-    if found.problems:
-        rollback(endpoint, deployed_model_id, previous_split)
+    with cancellable():
+        try:
+            if target_split and not endpoint.network:
+                endpoint.update(traffic_split=target_split)
+            predictions, first_ms, latencies = measure(
+                endpoint, None if endpoint.network else deployed_model_id, reference["instances"], requests
+            )
+            found = compare(reference["predictions"], predictions, atol, rtol, min_top1)
+            found.first_request_ms, found.p50_ms = first_ms, statistics.median(latencies)
+            found.p99_ms = float(np.percentile(latencies, 99))
+            if p99_budget_ms and found.p99_ms > p99_budget_ms:
+                found.problems.append(
+                    f"p99 latency {found.p99_ms:.1f} ms is over smoke_p99_latency_ms={p99_budget_ms:g}"
+                )
+        except BaseException:
+            rollback(endpoint, deployed_model_id, previous_split)
+            raise
+        if found.problems:
+            rollback(endpoint, deployed_model_id, previous_split)
     return found
 
 
@@ -179,6 +210,7 @@ def smoke_test(
     vertex_model: dsl.Input[VertexModel],
     deployed_model_id: str,
     previous_traffic_split: str,
+    target_traffic_split: str,
     reference: dsl.Input[dsl.Dataset],
     smoke_atol: float,
     smoke_rtol: float,
@@ -201,6 +233,7 @@ def smoke_test(
         endpoint_name,
         deployed_model_id,
         json.loads(previous_traffic_split),
+        json.loads(target_traffic_split),
         json.loads(Path(reference.path).read_text()),
         smoke_atol,
         smoke_rtol,

@@ -14,7 +14,9 @@ def run_label(run_name: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "-", run_name.lower())[:63] or "unknown"
 
 
-def upload_version(display_name: str, artifact_uri: str, image_uri: str, container_args: list, run_name: str):
+def upload_version(
+    display_name: str, artifact_uri: str, image_uri: str, container_args: list, run_name: str, description: str = ""
+):
     """Returns the uploaded model version; `parent_model` makes it a version of the existing model."""
     from google.cloud import aiplatform
 
@@ -26,6 +28,7 @@ def upload_version(display_name: str, artifact_uri: str, image_uri: str, contain
         serving_container_args=list(container_args),
         parent_model=existing[0].resource_name if existing else None,
         labels={"vsp-pipeline-run": run_label(run_name)},
+        version_description=description or None,
         sync=True,
     )
 
@@ -41,13 +44,14 @@ def upload(
     container_args: list,
     model: dsl.Input[dsl.Model],
     vertex_model: dsl.Output[VertexModel],
+    version_description: str = "",
     run_name: str = dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
 ):
     from components.upload import upload_version
     from vertex_serving.sdk import init_vertex
 
     init_vertex(project, location, api_endpoint, staging_bucket)
-    uploaded = upload_version(display_name, model.uri, image_uri, container_args, run_name)
+    uploaded = upload_version(display_name, model.uri, image_uri, container_args, run_name, version_description)
     vertex_model.metadata["resourceName"] = uploaded.versioned_resource_name
     vertex_model.uri = f"https://{location}-aiplatform.googleapis.com/v1/{uploaded.versioned_resource_name}"
     print(f"upload: {uploaded.versioned_resource_name}")

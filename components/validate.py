@@ -42,6 +42,7 @@ def validate_config(
     project: str,
     model_dir: str,
     model_display_name: str,
+    version_description: str,
     endpoint_display_name: str,
     location: str,
     api_endpoint: str,

@@ -31,6 +31,7 @@ _ROUTES = [
     ("GET", rf"{_PARENT}/endpoints", "list_endpoints"),
     ("GET", rf"{_PARENT}/endpoints/(?P<id>[^/:]+)", "get_endpoint"),
     ("DELETE", rf"{_PARENT}/endpoints/(?P<id>[^/:]+)", "delete_endpoint"),
+    ("PATCH", rf"{_PARENT}/endpoints/(?P<id>[^/:]+)", "update_endpoint"),
     ("POST", rf"{_PARENT}/endpoints/(?P<id>[^/:]+):deployModel", "deploy_model"),
     ("POST", rf"{_PARENT}/endpoints/(?P<id>[^/:]+):undeployModel", "undeploy_model"),
     ("POST", rf"{_PARENT}/endpoints/(?P<id>[^/:]+):predict", "predict"),
@@ -44,12 +45,15 @@ _ROUTES = [
 
 
 class Api:
-    def __init__(self, store: Store, deployer: Deployer) -> None:
+    def __init__(self, store: Store, deployer: Deployer, services: tuple = ()) -> None:
+        """`services` add their own `ROUTES` (method, path pattern, handler name) beside the ones here."""
         self.store, self.deployer = store, deployer
         self.session: aiohttp.ClientSession | None = None
         self.tasks: set[asyncio.Task] = set()
         self.pending_cores = 0  # TPU cores of deploys still loading
         self.routes = [(method, re.compile(pattern), getattr(self, name)) for method, pattern, name in _ROUTES]
+        for service in services:
+            self.routes += [(m, re.compile(pattern), getattr(service, name)) for m, pattern, name in service.ROUTES]
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=16 * 1024 * 1024)
@@ -111,6 +115,31 @@ class Api:
             )
         self.store.delete(endpoint.name)
         return self._done(f"{_parent(p)}/operations/{self.store.next_id('operation')}", None, None)
+
+    async def update_endpoint(self, p: dict, body: dict, query) -> dict:
+        """`Endpoint.update`: the fields `updateMask` names; a traffic split is checked as a deploy's is."""
+        changes = types.Endpoint.from_json(json.dumps(body))
+        paths = [_snake(path.strip()) for path in query.get("updateMask", "").split(",") if path.strip()]
+        if not paths:
+            raise VertexError("INVALID_ARGUMENT", "updateMask is required: name the fields to update")
+        unknown = sorted(set(paths) - _ENDPOINT_UPDATABLE)
+        if unknown:
+            raise VertexError(
+                "INVALID_ARGUMENT",
+                f"updateMask names fields that cannot be updated: {unknown}; use {sorted(_ENDPOINT_UPDATABLE)}",
+            )
+        with self.store.transaction():
+            endpoint = self._endpoint(p)
+            if "traffic_split" in paths:
+                if endpoint.network:
+                    raise VertexError("INVALID_ARGUMENT", "A private endpoint has no traffic split to update")
+                split = dict(changes.traffic_split)
+                endpoint.traffic_split = traffic.update_split(split, {d.id for d in endpoint.deployed_models})
+            for path in set(paths) - {"traffic_split"}:
+                setattr(endpoint, path, getattr(changes, path))
+            endpoint.update_time, endpoint.etag = now(), _etag()
+            self.store.put("endpoint", endpoint.name, endpoint)
+        return _dict(endpoint)
 
     def _endpoint(self, p: dict) -> types.Endpoint:
         name = f"{_parent(p)}/endpoints/{p['id']}"
@@ -359,6 +388,14 @@ class Api:
         return operation
 
 
+def done_operation(store: Store, parent: str) -> dict:
+    """A finished operation with an empty response, stored so the SDK can poll it (deletes answer with one)."""
+    name = f"{parent}/operations/{store.next_id('operation')}"
+    operation = _operation(name, None, None)
+    store.put("operation", name, operation)
+    return operation
+
+
 def _operation(name: str, kind: str | None, message) -> dict:
     if kind is None:
         return {"name": name, "done": True, "response": {"@type": "type.googleapis.com/google.protobuf.Empty"}}
@@ -416,6 +453,13 @@ def _raise(error: Exception):
 
 def _etag() -> str:
     return str(time.time_ns())
+
+
+_ENDPOINT_UPDATABLE = {"display_name", "description", "labels", "traffic_split"}
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 _STATUS_BY_HTTP = {

@@ -56,6 +56,7 @@ def up(config: Config, detach: bool, out=sys.stdout) -> int:
         args += ["--tpu-v5e-cores", str(config.tpu_v5e_cores)]
     for catalog in config.catalogs:
         args += ["--catalog", catalog]
+    args += ["--max-running-pipeline-jobs", str(config.max_running_pipeline_jobs)]
     with log.open("ab") as sink:
         process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True

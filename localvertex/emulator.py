@@ -21,6 +21,8 @@ from localvertex import deployer as deployer_module
 from localvertex.api import Api
 from localvertex.deployer import Deployer, now, status_message
 from localvertex.modelserver.launch import free_port
+from localvertex.pipeline_jobs import PipelineJobs
+from localvertex.schedules import Schedules
 from localvertex.store import Store
 from vertex_serving.catalog import load_catalog
 
@@ -41,6 +43,7 @@ class Config:
     tpu_v5e_cores: int | None = None
     deploy_timeout: float = 600.0
     catalogs: list[str] = field(default_factory=list)
+    max_running_pipeline_jobs: int = 1  # a pipeline run's steps load TensorFlow: one at a time on 2 cores
 
     def file_settings(self) -> dict:
         """`localvertex.toml` in the data directory: `tpu_v5e_cores`, and `[images]` mapping URIs to commands."""
@@ -98,7 +101,11 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
             deploy_timeout=config.deploy_timeout,
         )
     )
-    api = Api(store, deployer)
+    pipeline_jobs = PipelineJobs(store, data_dir, os.environ["STORAGE_EMULATOR_HOST"], config.max_running_pipeline_jobs)
+    pipeline_jobs.recover()
+    schedules = Schedules(store, pipeline_jobs)
+    schedules.recover()
+    api = Api(store, deployer, services=(pipeline_jobs, schedules))
     runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -119,6 +126,8 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
         cores,
     )
     restoring = asyncio.ensure_future(restore(store, deployer))
+    queue = asyncio.ensure_future(pipeline_jobs.serve())
+    clock = asyncio.ensure_future(schedules.serve())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -128,7 +137,10 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
     await stop.wait()
     log.info("stopping")
     restoring.cancel()
+    queue.cancel()
+    clock.cancel()
     await runner.cleanup()
+    pipeline_jobs.stop_all()
     deployer.stop_all()
     storage.stop()
     (data_dir / STATE_FILE).unlink(missing_ok=True)
@@ -205,8 +217,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tpu-v5e-cores", type=int)
     parser.add_argument("--deploy-timeout", type=float, default=600.0)
     parser.add_argument("--catalog", action="append", default=[])
+    parser.add_argument("--max-running-pipeline-jobs", type=int, default=1)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)
-    config = Config(args.data_dir, args.port, args.storage_port, args.tpu_v5e_cores, args.deploy_timeout, args.catalog)
+    config = Config(
+        args.data_dir,
+        args.port,
+        args.storage_port,
+        args.tpu_v5e_cores,
+        args.deploy_timeout,
+        args.catalog,
+        args.max_running_pipeline_jobs,
+    )
     return asyncio.run(serve(config))

@@ -10,7 +10,12 @@ from pathlib import Path
 
 from google.cloud.aiplatform_v1 import types
 
-KINDS = {"model": types.Model, "endpoint": types.Endpoint}
+KINDS = {
+    "model": types.Model,
+    "endpoint": types.Endpoint,
+    "pipeline_job": types.PipelineJob,
+    "schedule": types.Schedule,
+}
 
 
 class Store:

@@ -13,12 +13,17 @@ NEW_MODEL_KEY = "0"  # in a deploy request, "the DeployedModel being created now
 def deploy_split(
     current: dict[str, int], requested: dict[str, int], new_id: str, deployed: set[str], private: bool
 ) -> dict[str, int]:
-    """The endpoint's split after deploying `new_id`; an empty request leaves it as it is (but a first model of a
-    public endpoint takes all traffic, since a public endpoint routes by split)."""
+    """The endpoint's split after deploying `new_id`; an empty request leaves it as it is, as on Vertex AI (so a
+    first model deployed with no split gets no traffic until the split is updated)."""
     if not requested:
-        return dict(current) if current or private else {new_id: 100}
+        return dict(current)
     split = {new_id if key == NEW_MODEL_KEY else key: value for key, value in requested.items()}
     return _checked(split, deployed | {new_id})
+
+
+def update_split(requested: dict[str, int], deployed: set[str]) -> dict[str, int]:
+    """A split set with `Endpoint.update`: empty (no traffic), or whole percentages of deployed models summing to 100."""
+    return _checked(dict(requested), deployed) if requested else {}
 
 
 def undeploy_split(
@@ -89,6 +94,18 @@ def matches(resource: dict, filter_text: str) -> bool:
         if str(actual) != value:
             return False
     return True
+
+
+def order(items: list, order_by: str, fields) -> list:
+    """`order_by` as Vertex list methods take it: `create_time desc, display_name`; `fields(item)` gives the JSON."""
+    ordered = list(items)
+    for clause in reversed([c.strip() for c in order_by.split(",") if c.strip()]):
+        name, _, direction = clause.partition(" ")
+        if direction.strip() not in ("", "asc", "desc"):
+            raise VertexError("INVALID_ARGUMENT", f"Unsupported orderBy {order_by!r}: write field [asc|desc]")
+        key = _camel(name)
+        ordered.sort(key=lambda item: str(fields(item).get(key, "")), reverse=direction.strip() == "desc")
+    return ordered
 
 
 def _camel(name: str) -> str:

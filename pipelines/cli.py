@@ -5,6 +5,10 @@ Exit codes: 0 success, 1 the run failed, 2 the input was wrong (each problem pri
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # a quiet terminal: TensorFlow's start-up lines are not ours
+
 import argparse
 import dataclasses
 import datetime as dt
@@ -36,6 +40,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:  # the run could not be submitted or followed: one line, not a traceback
+        if type(e).__name__ != "Unreachable":
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        from google.api_core import exceptions
+
+        if not isinstance(e, exceptions.BadRequest):
+            raise
+        print(f"error: Vertex AI refused it: {e.message}", file=sys.stderr)  # the service's own check of the input
         return 2
 
 
@@ -84,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_validate)
     _emulator_commands(commands)
     _pipeline_commands(commands)
+    _schedule_commands(commands)
     return parser
 
 
@@ -91,16 +108,28 @@ def _pipeline_commands(commands) -> None:
     run = _command(
         commands,
         "run",
-        "run the deploy pipeline; --local runs it through kfp.local against localvertex",
-        "vsp run --local --config deploy.yaml",
-    )
-    run.add_argument(
-        "--local",
-        action="store_true",
-        required=True,
-        help="run on this machine against localvertex (started if needed)",
+        "submit the deploy pipeline as a PipelineJob to Vertex AI, or with --local to localvertex, and follow it",
+        "vsp run --local --config deploy.yaml\n"
+        "  vsp run --config deploy.yaml --project my-project --pipeline-root gs://my-bucket/runs \\\n"
+        "      --component-image us-docker.pkg.dev/my-project/vsp/vertex-serving-pipelines:0.1.0",
     )
     run.add_argument("--config", type=Path, required=True, help="YAML or TOML file of pipeline parameters")
+    run.add_argument("--local", action="store_true", help="submit to localvertex on this machine (started if needed)")
+    run.add_argument("--template", type=Path, help="a compiled pipeline YAML to submit (default: compile one now)")
+    run.add_argument("--component-image", default="", help="registry path of the steps' image (for Vertex AI)")
+    run.add_argument("--project", default="", help="Google Cloud project (default: the config's)")
+    run.add_argument("--location", default="", help="region (default: the config's location)")
+    run.add_argument("--pipeline-root", default="", help="gs:// folder for the run's artifacts (default: the config's)")
+    run.add_argument("--service-account", default="", help="service account the run's steps act as")
+    run.add_argument("--network", default="", help="VPC network the run is peered with")
+    run.add_argument(
+        "--catalog",
+        metavar="FILE",
+        help="TOML file extending the runtime catalog; the run's validate step and localvertex both read it",
+    )
+    run.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True, help="follow the run (default)")
+    run.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+    run.add_argument("-v", "--verbose", action="store_true", help="stream the steps' own output (local runs)")
     run.add_argument(
         "--data-dir",
         type=_data_dir,
@@ -108,11 +137,6 @@ def _pipeline_commands(commands) -> None:
         help=f"localvertex state folder (default: {DATA_DIR_HELP})",
     )
     run.add_argument("--tpu-v5e-cores", type=int, help="TPU v5e quota for a localvertex this command starts")
-    run.add_argument(
-        "--catalog",
-        metavar="FILE",
-        help="TOML file extending the runtime catalog; the run's validate step and localvertex both read it",
-    )
     run.set_defaults(run=_run)
     compile_ = _command(
         commands,
@@ -142,10 +166,78 @@ def _pipeline_commands(commands) -> None:
     demo.set_defaults(run=_demo)
 
 
-def _run(args) -> int:
-    from pipelines.run import run_local
+def _schedule_commands(commands) -> None:
+    schedule = commands.add_parser(
+        "schedule",
+        help="scheduled retraining-to-serving: create, list, pause, resume and delete PipelineJobSchedules",
+        description="Scheduled retraining-to-serving as PipelineJobSchedules, on Vertex AI or with --local on localvertex.",
+    )
+    actions = schedule.add_subparsers(title="actions", metavar="ACTION", required=True)
+    create = _command(
+        actions,
+        "create",
+        "schedule the retrain-and-deploy pipeline on a cron",
+        'vsp schedule create --local --config retrain.yaml --cron "0 3 * * 1" --timezone Europe/Berlin',
+    )
+    create.add_argument("--config", type=Path, required=True, help="YAML or TOML file of the pipeline's parameters")
+    create.add_argument("--cron", required=True, help='cron expression, e.g. "0 3 * * 1" (Mondays at 03:00)')
+    create.add_argument("--timezone", default="", help="IANA time zone of the cron (default: UTC)")
+    create.add_argument("--display-name", default="", help="the schedule's name (default: from the config file)")
+    create.add_argument("--replace", action="store_true", help="delete earlier schedules of the same display name")
+    create.add_argument("--max-run-count", type=int, default=0, help="stop after this many runs (default: no limit)")
+    create.add_argument("--max-concurrent-run-count", type=int, default=1, help="runs at once (default: 1)")
+    create.add_argument("--allow-queueing", action="store_true", help="queue a run that finds no room, not skip it")
+    create.add_argument("--start-time", default="", help="first possible run, RFC 3339 (default: now)")
+    create.add_argument("--end-time", default="", help="no run after this, RFC 3339")
+    create.add_argument(
+        "--template", type=Path, help="a compiled pipeline YAML (default: the example retrain pipeline)"
+    )
+    create.add_argument("--component-image", default="", help="registry path of the steps' image (for Vertex AI)")
+    create.add_argument("--pipeline-root", default="", help="gs:// folder for the runs' artifacts")
+    create.add_argument("--service-account", default="", help="service account the runs act as")
+    create.add_argument("--network", default="", help="VPC network the runs are peered with")
+    create.set_defaults(run=_schedule, action="create")
+    for name, help, example in (
+        ("list", "list the schedules with their state, next run and last run", "vsp schedule list --local"),
+        ("pause", "pause a schedule: it starts no run until resumed", "vsp schedule pause --local retrain-digits"),
+        ("resume", "resume a paused schedule", "vsp schedule resume --local --catch-up retrain-digits"),
+        ("delete", "delete a schedule; its runs stay listed", "vsp schedule delete --local retrain-digits"),
+    ):
+        action = _command(actions, name, help, example)
+        if name != "list":
+            action.add_argument("name", metavar="SCHEDULE", help="display name or resource name")
+        if name == "resume":
+            action.add_argument("--catch-up", action="store_true", help="start the runs missed while paused")
+        action.set_defaults(run=_schedule, action=name)
+    for action in (create, *[actions.choices[n] for n in ("list", "pause", "resume", "delete")]):
+        action.add_argument("--local", action="store_true", help="on localvertex on this machine")
+        action.add_argument("--project", default="", help="Google Cloud project (default: the config's)")
+        action.add_argument("--location", default="", help="region (default: the config's, or us-central1)")
+        action.add_argument("--json", action="store_true", help="machine-readable output")
+        action.add_argument(
+            "--data-dir", type=_data_dir, default=None, help=f"localvertex state folder (default: {DATA_DIR_HELP})"
+        )
 
-    return run_local(args.config, data_dir=args.data_dir, tpu_v5e_cores=args.tpu_v5e_cores, catalog=args.catalog)
+
+def _schedule(args) -> int:
+    from pipelines import schedule
+
+    fields = {f.name for f in dataclasses.fields(schedule.ScheduleOptions)}
+    options = schedule.ScheduleOptions(**({"config": None} | {k: v for k, v in vars(args).items() if k in fields}))
+    return {
+        "create": schedule.create,
+        "list": schedule.list_schedules,
+        "pause": schedule.pause,
+        "resume": schedule.resume,
+        "delete": schedule.delete,
+    }[args.action](options)
+
+
+def _run(args) -> int:
+    from pipelines.run import Options, run
+
+    fields = {f.name for f in dataclasses.fields(Options)}
+    return run(Options(**{k: v for k, v in vars(args).items() if k in fields}))
 
 
 def _demo(args) -> int:

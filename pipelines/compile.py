@@ -37,12 +37,18 @@ def compile_pipelines(output_dir: Path, component_image: str = COMPONENT_IMAGE) 
     """Writes every pipeline of the package, built for `component_image`; returns the files written."""
     from kfp import compiler
 
-    from pipelines import deploy
+    from pipelines import deploy, retrain
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    target = output_dir / f"{deploy.PIPELINE_NAME}.yaml"
-    compiler.Compiler().compile(deploy.build(component_image), str(target))
-    return [target]
+    written = []
+    for name, pipeline in (
+        (deploy.PIPELINE_NAME, deploy.build(component_image)),
+        (retrain.PIPELINE_NAME, retrain.example(component_image)),
+    ):
+        target = output_dir / f"{name}.yaml"
+        compiler.Compiler().compile(pipeline, str(target))
+        written.append(target)
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,6 +36,7 @@ class DeployConfig:
     # The model and how it is served.
     model_dir: str = dataclasses.field(default="", metadata=REQUIRED)
     model_display_name: str = dataclasses.field(default="", metadata=REQUIRED)
+    version_description: str = ""  # the new model version's description (the retrain gate records its score here)
     catalog: str = ""  # TOML text, a file or a gs:// URI merged over the packaged runtime catalog
     container_version: str = ""
     accelerator: str = "cpu"
@@ -142,8 +143,28 @@ _FIELD_KINDS = {name: _kind(hint) for name, hint in typing.get_type_hints(Deploy
 _PIPELINE_TYPES = {"str": str, "bool": bool, "int": int, "float": float, "int_list": list, "optional_bool": str}
 
 
+# How a run is submitted, beside the pipeline's parameters in the same file; not parameters themselves.
+SUBMISSION_KEYS = ("pipeline_root", "service_account", "network")
+
+
 def load_config(path: str | Path) -> DeployConfig:
-    """Reads a YAML (.yaml/.yml) or TOML (.toml) file of parameters."""
+    """Reads a YAML (.yaml/.yml) or TOML (.toml) file of parameters (and submission settings, left aside)."""
+    values = read_config_file(path)
+    return DeployConfig.from_mapping({k: v for k, v in values.items() if k not in SUBMISSION_KEYS})
+
+
+def load_submission(path: str | Path) -> dict[str, str]:
+    """The submission settings of a config file: pipeline_root, service_account and network."""
+    values = read_config_file(path)
+    found = {k: values[k] for k in SUBMISSION_KEYS if k in values}
+    for key, value in found.items():
+        if not isinstance(value, str):
+            raise UserError(key, value, f"is a {type(value).__name__}, not a string", f"write {key} as a string")
+    return found
+
+
+def read_config_file(path: str | Path) -> Mapping:
+    """The mapping a YAML or TOML config file holds."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -166,7 +187,7 @@ def load_config(path: str | Path) -> DeployConfig:
         raise UserError(
             "config", str(path), "is not a mapping of parameter names to values", "write `name: value` lines"
         )
-    return DeployConfig.from_mapping(values)
+    return values
 
 
 def _coerce(key: str, value: object, hint: object) -> object:

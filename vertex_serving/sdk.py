@@ -23,3 +23,23 @@ def open_endpoint(name: str):
 
     endpoint = aiplatform.Endpoint(name)
     return aiplatform.PrivateEndpoint(name) if endpoint.network else endpoint
+
+
+def read_text(uri: str, parameter: str) -> str:
+    """A local file or a gs:// object as text; any failure is the user's to fix, so it names `parameter`."""
+    from pathlib import Path
+
+    from vertex_serving.errors import UserError
+
+    try:
+        if uri.startswith("gs://"):
+            from google.cloud import storage  # STORAGE_EMULATOR_HOST points it at a local emulator
+
+            bucket, _, name = uri.removeprefix("gs://").partition("/")
+            return storage.Client().bucket(bucket).blob(name).download_as_text()
+        return Path(uri).read_text()
+    except Exception as e:  # a missing file or object, a bad bucket name, no permission
+        reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
+        raise UserError(
+            parameter, uri, f"cannot be read ({reason})", "give a JSON Lines file or gs:// object"
+        ) from None

@@ -71,10 +71,11 @@ class ModelServerProcess:
         return self.process.returncode
 
 
-def _die_with_parent() -> None:
+def end_with_parent() -> None:
+    """For `preexec_fn`: the child gets SIGTERM when the process that started it dies (Linux's PR_SET_PDEATHSIG)."""
     import ctypes
 
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def start_model_server(
@@ -114,6 +115,6 @@ def start_model_server(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent if die_with_parent and sys.platform == "linux" else None,
+            preexec_fn=end_with_parent if die_with_parent and sys.platform == "linux" else None,
         )
     return ModelServerProcess(process, port, predict_route, health_route, log_path, environment)

@@ -1,29 +1,40 @@
-"""The deploy pipeline end to end: compiled for Vertex AI, and run through kfp.local against a real localvertex."""
+"""The deploy pipeline end to end: compiled, then submitted as a PipelineJob to a real localvertex, as users run it."""
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
 import yaml
-from google.cloud import aiplatform
+from google.cloud import aiplatform, storage
 
 from components.endpoint import find_endpoint
+from pipelines.compile import compile_pipelines
 from pipelines.demo import demo_config, export_classifier, train_and_export
-from pipelines.run import pipeline_arguments, run_local, run_pipeline
+from pipelines.run import Options, pipeline_arguments, run
 from tests.integration.localvertex_fixtures import PROJECT
 from vertex_serving.config import DeployConfig
+from vertex_serving.errors import InvalidConfig
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
+SERVICE_ACCOUNT = f"deployer@{PROJECT}.iam.gserviceaccount.com"
 
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     return train_and_export(tmp_path_factory.mktemp("digits"), epochs=10)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> str:
+    path, _retrain = compile_pipelines(tmp_path_factory.mktemp("compiled"))
+    return str(path)
 
 
 def arguments(emulator, **values) -> dict:
@@ -43,6 +54,25 @@ def base_values(model: Path, samples: Path, **overrides) -> dict:
     }
 
 
+def submit(template: str, parameter_values: dict) -> aiplatform.PipelineJob:
+    """As a user writes it: the compiled YAML, its parameters, a pipeline root and a service account."""
+    job = aiplatform.PipelineJob(
+        display_name="e2e-deploy",
+        template_path=template,
+        pipeline_root=f"gs://e2e-{time.time_ns()}/runs",
+        parameter_values=parameter_values,
+        enable_caching=False,
+        job_id=f"e2e-{time.time_ns()}",
+    )
+    job.submit(service_account=SERVICE_ACCOUNT)
+    return job
+
+
+def download(uri: str) -> str:
+    bucket, _, name = uri.removeprefix("gs://").partition("/")
+    return storage.Client().bucket(bucket).blob(name).download_as_text()
+
+
 def test_the_compiled_pipeline_loads_back_and_names_every_parameter(tmp_path):
     import subprocess
     import sys
@@ -56,39 +86,40 @@ def test_the_compiled_pipeline_loads_back_and_names_every_parameter(tmp_path):
     first, second = (tmp_path / d / "vertex-serving-deploy.yaml" for d in ("a", "b"))
     assert first.read_bytes() == second.read_bytes()
     pipeline = components.load_component_from_file(str(first))
-    wanted = {f.name for f in dataclasses.fields(DeployConfig)} | {"api_endpoint"}
-    assert wanted <= set(pipeline.component_spec.inputs)
+    assert {f.name for f in dataclasses.fields(DeployConfig)} == set(pipeline.component_spec.inputs)
     spec = yaml.safe_load(first.read_text())
     assert {"validate", "convert", "warmup", "upload", "endpoint", "deploy", "smoke-test"} <= {
         t["taskInfo"]["name"] for t in spec["root"]["dag"]["tasks"].values()
     }
 
 
-def test_two_runs_make_one_endpoint_two_versions_and_the_asked_split(emulator, digits, tmp_path):
+def test_two_submitted_runs_make_one_endpoint_two_versions_and_the_asked_split(emulator, digits, template):
     values = base_values(*digits)
-    first_steps, _ = run_pipeline(arguments(emulator, **values), tmp_path / "runs")
-    steps, result = run_pipeline(arguments(emulator, **values), tmp_path / "runs")
-    assert {s for _, s, _ in first_steps + steps} == {"SUCCESS"}, first_steps + steps
+    for _ in range(2):
+        job = submit(template, arguments(emulator, **values))
+        job.wait()
+        assert {t.task_name: t.state.name for t in job.task_details[1:]} == dict.fromkeys(
+            ("validate-config", "convert", "warmup", "upload", "endpoint", "deploy", "smoke-test"), "SUCCEEDED"
+        )
     endpoints = aiplatform.Endpoint.list(filter='display_name="e2e-endpoint"')
     assert len(endpoints) == 1
     model = aiplatform.Model.list(filter='display_name="e2e-digits"')[0]
-    assert sorted(v.version_id for v in aiplatform.models.ModelRegistry(model.resource_name).list_versions()) == [
-        "1",
-        "2",
-    ]
+    versions = aiplatform.models.ModelRegistry(model.resource_name).list_versions()
+    assert sorted(v.version_id for v in versions) == ["1", "2"]
     endpoint = find_endpoint("e2e-endpoint")
     by_version = {d.model_version_id: d.id for d in endpoint.list_models()}
     assert endpoint.traffic_split == {by_version["1"]: 70, by_version["2"]: 30}
-    metrics = result.outputs["metrics"].metadata
+    smoke = {t.task_name: t for t in job.task_details}["smoke-test"]
+    metrics = dict(smoke.outputs["metrics"].artifacts[0].metadata)
     assert metrics["top1_agreement"] == 1.0 and metrics["p99_ms"] >= metrics["p50_ms"] > 0
-    report = Path(result.outputs["report"].path).read_text()
+    report = download(smoke.outputs["smoke_report"].artifacts[0].uri)
     assert report.startswith("# Smoke test passed") and "p50 / p99 latency" in report
 
 
-def test_a_model_that_disagrees_is_rolled_back_while_predictions_keep_succeeding(emulator, digits, tmp_path):
+def test_a_model_that_disagrees_is_rolled_back_while_predictions_keep_succeeding(emulator, digits, template, tmp_path):
     model, samples = digits
     values = base_values(model, samples, endpoint_display_name="e2e-rollback", model_display_name="e2e-rollback")
-    assert {s for _, s, _ in run_pipeline(arguments(emulator, **values), tmp_path / "runs")[0]} == {"SUCCESS"}
+    submit(template, arguments(emulator, **values)).wait()
     endpoint = find_endpoint("e2e-rollback")
     before = dict(endpoint.traffic_split)
     noisy = _noisy_model(tmp_path / "noisy")
@@ -105,17 +136,43 @@ def test_a_model_that_disagrees_is_rolled_back_while_predictions_keep_succeeding
     watcher = threading.Thread(target=keep_predicting)
     watcher.start()
     try:
-        steps, _ = run_pipeline(arguments(emulator, **{**values, "model_dir": str(noisy)}), tmp_path / "runs")
+        job = submit(template, arguments(emulator, **{**values, "model_dir": str(noisy)}))
+        with pytest.raises(RuntimeError) as e:
+            job.wait()
     finally:
         stop.set()
         watcher.join()
-    assert [(n, s) for n, s, _ in steps][-1] == ("smoke-test", "FAILURE")
+    assert "The failed tasks are: [smoke-test]" in str(e.value) and "SmokeTestFailed" in str(e.value)
     endpoint = find_endpoint("e2e-rollback")
     assert endpoint.traffic_split == before and [d.id for d in endpoint.list_models()] == list(before)
     assert failures == []
 
 
-def test_an_invalid_configuration_fails_in_validation_and_creates_nothing(emulator, digits, tmp_path):
+def test_cancel_during_the_deploy_leaves_no_new_model_taking_traffic(emulator, digits, template):
+    values = base_values(*digits, model_display_name="e2e-cancel", endpoint_display_name="e2e-cancel")
+    submit(template, arguments(emulator, **values)).wait()
+    before = dict(find_endpoint("e2e-cancel").traffic_split)
+    job = submit(template, arguments(emulator, **values))
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        job._sync_gca_resource()
+        if any(t.task_name == "deploy" and t.state.name == "RUNNING" for t in job.task_details):
+            break
+        time.sleep(0.2)
+    job.cancel()
+    while job.state.name not in ("PIPELINE_STATE_CANCELLED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_SUCCEEDED"):
+        time.sleep(0.5)
+        job._sync_gca_resource()
+    assert job.state.name == "PIPELINE_STATE_CANCELLED"
+    # The deploy operation the cancelled step started goes on to its end, as on Vertex AI: wait for its model.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(find_endpoint("e2e-cancel").list_models()) == len(before):
+        time.sleep(0.5)
+    endpoint = find_endpoint("e2e-cancel")
+    assert {k: v for k, v in endpoint.traffic_split.items() if v} == before
+
+
+def test_an_invalid_configuration_fails_in_validation_and_creates_nothing(emulator, digits, template, tmp_path):
     values = base_values(
         *digits,
         accelerator="gpu",
@@ -128,15 +185,19 @@ def test_an_invalid_configuration_fails_in_validation_and_creates_nothing(emulat
         tpu_function_alias="",
     )
     before = (len(aiplatform.Model.list()), len(aiplatform.Endpoint.list()))
-    steps, _ = run_pipeline(arguments(emulator, **values), tmp_path / "runs")
-    assert steps == [("validate-config", "FAILURE", steps[0][2])]
+    job = submit(template, arguments(emulator, **values))
+    with pytest.raises(
+        RuntimeError, match=r"\[validate-config\]\. validate-config: InvalidConfig: .*needs a TPU image"
+    ):
+        job.wait()
+    assert [t.state.name for t in job.task_details[1:]] == ["FAILED"]
     assert (len(aiplatform.Model.list()), len(aiplatform.Endpoint.list())) == before
     config = tmp_path / "invalid.yaml"
     config.write_text(yaml.safe_dump(values))
-    from vertex_serving.errors import InvalidConfig
-
+    jobs = len(aiplatform.PipelineJob.list())
     with pytest.raises(InvalidConfig, match="machine_type='ct5lp-hightpu-1t' needs a TPU image, but accelerator='gpu'"):
-        run_local(config, data_dir=emulator.data_dir)
+        run(Options(config=config, local=True, data_dir=emulator.data_dir))
+    assert len(aiplatform.PipelineJob.list()) == jobs  # vsp run submits nothing for a bad config
 
 
 def _noisy_model(path: Path) -> Path:
@@ -155,7 +216,7 @@ def _noisy_model(path: Path) -> Path:
     return export_classifier(model, path, training=True)
 
 
-def test_a_user_catalog_version_runs_end_to_end_with_vsp_run_local_catalog(digits, tmp_path):
+def test_vsp_run_local_with_a_user_catalog_version_end_to_end(digits, tmp_path):
     """2.17 is in no packaged table of the optimized runtime: the user's catalog reaches validate and localvertex."""
     from localvertex.control import down
     from localvertex.emulator import read_state
@@ -180,13 +241,24 @@ def test_a_user_catalog_version_runs_end_to_end_with_vsp_run_local_catalog(digit
         )
     )
     data_dir = tmp_path / "localvertex"
+    out = io.StringIO()
     try:
-        assert run_local(config, data_dir=data_dir, pipeline_root=tmp_path / "runs", catalog=str(catalog)) == 0
+        assert run(Options(config=config, local=True, data_dir=data_dir, catalog=str(catalog)), out=out) == 0
+        assert len(out.getvalue().splitlines()) <= 40 and "smoke-test       SUCCEEDED" in out.getvalue()
         state = read_state(data_dir)
         assert state["catalogs"] == [str(catalog.resolve())]
-        init_vertex(LOCAL_PROJECT, "us-central1", state["api_endpoint"])  # where run_local deployed
+        init_vertex(LOCAL_PROJECT, "us-central1", state["api_endpoint"])  # where the run deployed
         (deployed,) = aiplatform.Model.list(filter='display_name="e2e-catalog"')
         assert deployed.container_spec.image_uri == image
-        assert find_endpoint("e2e-catalog").traffic_split == {find_endpoint("e2e-catalog").list_models()[0].id: 100}
+        endpoint = find_endpoint("e2e-catalog")
+        assert endpoint.traffic_split == {endpoint.list_models()[0].id: 100}
+        result = io.StringIO()
+        assert (
+            run(Options(config=config, local=True, data_dir=data_dir, catalog=str(catalog), json=True), out=result) == 0
+        )
+        found = json.loads(result.getvalue())
+        assert found["state"] == "PIPELINE_STATE_SUCCEEDED" and found["model_version"].endswith("@2")
+        assert found["report"].startswith("# Smoke test passed") and found["metrics"]["top1_agreement"] == 1.0
+        assert [t["state"] for t in found["tasks"]] == ["SUCCEEDED"] * 7
     finally:
         down(data_dir)

@@ -62,6 +62,10 @@ def test_the_shells_take_a_model_to_a_smoke_tested_endpoint(emulator, tmp_path):
         gcp_resources=str(resources),
     )
     assert json.loads(resources.read_text())["resources"][0]["resourceType"] == "DeployModelLro"
+    assert (
+        aiplatform.Endpoint(vertex_endpoint.metadata["resourceName"]).traffic_split == {}
+    )  # no traffic until promoted
+    assert json.loads(deployed.target_traffic_split) == {deployed.deployed_model_id: 100}
 
     metrics, report = dsl.Metrics(uri=str(tmp_path / "metrics")), dsl.Markdown(uri=str(tmp_path / "report.md"))
     smoke_test.python_func(
@@ -70,6 +74,7 @@ def test_the_shells_take_a_model_to_a_smoke_tested_endpoint(emulator, tmp_path):
         vertex_model=vertex_model,
         deployed_model_id=deployed.deployed_model_id,
         previous_traffic_split=deployed.previous_traffic_split,
+        target_traffic_split=deployed.target_traffic_split,
         reference=reference,
         smoke_atol=1e-4,
         smoke_rtol=1e-3,

@@ -5,15 +5,15 @@ import random
 import pytest
 
 from localvertex.errors import VertexError
-from localvertex.traffic import deploy_split, matches, pick, undeploy_split
+from localvertex.traffic import deploy_split, matches, pick, undeploy_split, update_split
 
 
 def test_zero_key_means_the_model_being_deployed():
     assert deploy_split({"1": 100}, {"0": 20, "1": 80}, "2", {"1"}, private=False) == {"2": 20, "1": 80}
 
 
-def test_first_model_of_a_public_endpoint_takes_all_traffic_when_no_split_is_sent():
-    assert deploy_split({}, {}, "1", set(), private=False) == {"1": 100}
+def test_a_deploy_without_a_split_leaves_the_split_as_it_is_even_for_a_first_model():
+    assert deploy_split({}, {}, "1", set(), private=False) == {}
     assert deploy_split({}, {}, "1", set(), private=True) == {}
     assert deploy_split({"1": 100}, {}, "2", {"1"}, private=False) == {"1": 100}
 
@@ -57,3 +57,25 @@ def test_filters_the_sdk_sends():
     assert not matches(resource, 'display_name="other"') and matches(resource, "")
     with pytest.raises(VertexError):
         matches(resource, "display_name ~ digits")
+
+
+def test_an_updated_split_names_only_deployed_models_and_sums_to_100():
+    assert update_split({"1": 30, "2": 70}, {"1", "2"}) == {"1": 30, "2": 70}
+    assert update_split({}, {"1"}) == {}
+    with pytest.raises(VertexError, match="sum to 100"):
+        update_split({"1": 30}, {"1", "2"})
+    with pytest.raises(VertexError, match="not on this endpoint"):
+        update_split({"9": 100}, {"1"})
+
+
+def test_order_by_takes_several_fields_and_directions():
+    from localvertex.traffic import order
+
+    items = [
+        {"displayName": "b", "createTime": "2"},
+        {"displayName": "a", "createTime": "3"},
+        {"displayName": "b", "createTime": "1"},
+    ]
+    assert order(items, "display_name, create_time desc", lambda i: i) == [items[1], items[0], items[2]]
+    with pytest.raises(VertexError, match="Unsupported orderBy"):
+        order(items, "create_time sideways", lambda i: i)

@@ -15,25 +15,26 @@ def images(path) -> set[str]:
 
 
 def test_two_compiles_in_one_process_each_get_their_own_image(tmp_path):
-    (first,) = compile_pipelines(tmp_path / "a", REGISTRY_IMAGE)
-    (second,) = compile_pipelines(tmp_path / "b", "europe-docker.pkg.dev/p/r/vsp:9")
-    assert images(first) == {REGISTRY_IMAGE} and images(second) == {"europe-docker.pkg.dev/p/r/vsp:9"}
+    first = compile_pipelines(tmp_path / "a", REGISTRY_IMAGE)
+    second = compile_pipelines(tmp_path / "b", "europe-docker.pkg.dev/p/r/vsp:9")
+    assert [p.name for p in first] == ["vertex-serving-deploy.yaml", "vertex-serving-retrain.yaml"]
+    assert all(images(p) == {REGISTRY_IMAGE} for p in first)
+    assert all(images(p) == {"europe-docker.pkg.dev/p/r/vsp:9"} for p in second)
 
 
 def test_the_default_image_is_tagged_with_the_package_version(tmp_path):
-    (path,) = compile_pipelines(tmp_path)
+    path, _ = compile_pipelines(tmp_path)
     assert images(path) == {COMPONENT_IMAGE} and COMPONENT_IMAGE.endswith(f":{__version__}")
 
 
 def test_compiled_steps_do_not_reinstall_kfp(tmp_path):
-    (path,) = compile_pipelines(tmp_path, REGISTRY_IMAGE)
-    assert "pip install" not in path.read_text()
+    for path in compile_pipelines(tmp_path, REGISTRY_IMAGE):
+        assert "pip install" not in path.read_text()
 
 
 def test_compiling_twice_gives_the_same_bytes(tmp_path):
-    (a,) = compile_pipelines(tmp_path / "a", REGISTRY_IMAGE)
-    (b,) = compile_pipelines(tmp_path / "b", REGISTRY_IMAGE)
-    assert a.read_bytes() == b.read_bytes()
+    first, second = compile_pipelines(tmp_path / "a", REGISTRY_IMAGE), compile_pipelines(tmp_path / "b", REGISTRY_IMAGE)
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
 
 
 def test_an_image_that_is_not_a_registry_path_is_named_in_a_warning(tmp_path, capsys):

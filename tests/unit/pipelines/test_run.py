@@ -37,3 +37,54 @@ def test_catalog_text_is_kept_as_a_file_localvertex_can_load(tmp_path):
     assert Path(path).read_text() == text and path.startswith(str(tmp_path))
     assert catalog_file(str(tmp_path / "own.toml"), tmp_path) == str(tmp_path / "own.toml")
     assert catalog_file("", tmp_path) is None
+
+
+def _config(tmp_path, **values) -> Path:
+    import yaml
+
+    base = {"model_display_name": "m", "endpoint_display_name": "e", "container_version": "nightly"}
+    path = tmp_path / "deploy.yaml"
+    path.write_text(yaml.safe_dump(base | values))
+    return path
+
+
+def vsp_run(capsys, *argv) -> tuple[int, str]:
+    from pipelines.cli import main
+
+    code = main(["run", *argv])
+    return code, capsys.readouterr().err
+
+
+REGISTRY_IMAGE = "us-docker.pkg.dev/p/r/vertex-serving-pipelines:1"
+
+
+def test_vertex_runs_need_a_project_and_a_gs_pipeline_root(capsys, tmp_path):
+    config = _config(tmp_path, model_dir="gs://b/m")
+    code, err = vsp_run(capsys, "--config", str(config), "--component-image", REGISTRY_IMAGE)
+    assert code == 2 and err.startswith("error: project='' is required to run on Vertex AI")
+    code, err = vsp_run(capsys, "--config", str(config), "--project", "p", "--component-image", REGISTRY_IMAGE)
+    assert code == 2 and "pipeline_root='' is required to run on Vertex AI" in err
+
+
+def test_vertex_runs_refuse_an_image_vertex_cannot_pull_and_local_model_paths(capsys, tmp_path):
+    where = ["--project", "p", "--pipeline-root", "gs://b/runs"]
+    code, err = vsp_run(capsys, "--config", str(_config(tmp_path, model_dir="gs://b/m")), *where)
+    assert code == 2 and "component_image='vertex-serving-pipelines:" in err and "registry path" in err
+    config = _config(tmp_path, model_dir="build/model")
+    code, err = vsp_run(capsys, "--config", str(config), *where, "--component-image", REGISTRY_IMAGE)
+    assert code == 2 and "model_dir='build/model' is a path on this machine" in err
+
+
+def test_a_template_that_does_not_load_is_refused_before_submitting(capsys, tmp_path):
+    (tmp_path / "t.yaml").write_text("not: a pipeline\n")
+    where = ["--project", "p", "--pipeline-root", "gs://b/runs", "--template", str(tmp_path / "t.yaml")]
+    code, err = vsp_run(capsys, "--config", str(_config(tmp_path, model_dir="gs://b/m")), *where)
+    assert code == 2 and f"template='{tmp_path / 't.yaml'}' does not load as a compiled pipeline" in err
+
+
+def test_an_unreachable_vertex_ai_fails_fast_with_one_line(capsys, tmp_path):
+    config = _config(tmp_path, model_dir="gs://b/m", api_endpoint="https://127.0.0.1:9")
+    where = ["--project", "p", "--pipeline-root", "gs://b/runs", "--component-image", REGISTRY_IMAGE]
+    code, err = vsp_run(capsys, "--config", str(config), *where)
+    assert code == 1 and err.count("\n") == 1
+    assert err.startswith("error: cannot reach Vertex AI at 127.0.0.1:9") and "--local" in err
