@@ -56,7 +56,7 @@ class Api:
             self.routes += [(m, re.compile(pattern), getattr(service, name)) for m, pattern, name in service.ROUTES]
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         app.router.add_route("*", "/v1/{path:.*}", self._dispatch)
         app.router.add_route("*", "/ui/{path:.*}", self._dispatch)  # where the SDK polls operations
         app.on_startup.append(self._open)
@@ -74,12 +74,20 @@ class Api:
     async def _dispatch(self, request: web.Request) -> web.Response:
         path = request.match_info["path"]
         try:
+            check_local(request)
             for method, pattern, handler in self.routes:
                 found = pattern.fullmatch(path)
                 if found and method == request.method:
-                    body = await request.json() if request.can_read_body else {}
-                    return _json(await handler(found.groupdict() | {"path": path}, body, request.query))
+                    raw = await request.read() if request.can_read_body else b""
+                    body = json.loads(raw) if raw else {}
+                    # The request's own bytes too: a prediction is forwarded as sent, not re-encoded.
+                    return _json(await handler(found.groupdict() | {"path": path, "raw": raw}, body, request.query))
             raise VertexError("NOT_FOUND", f"Method not found: {request.method} {request.path}")
+        except web.HTTPRequestEntityTooLarge:
+            message = f"Request payload size exceeds the limit: {MAX_REQUEST_BYTES} bytes"
+            return _json(VertexError("INVALID_ARGUMENT", message).body(), 400)
+        except RecursionError:  # JSON nested deeper than Python's parser goes: still the caller's error
+            return _json(VertexError("INVALID_ARGUMENT", "Invalid JSON payload: nested too deeply").body(), 400)
         except VertexError as e:
             return _json(e.body(), e.http_status)
         except json.JSONDecodeError as e:
@@ -360,7 +368,9 @@ class Api:
         deployed = next(d for d in endpoint.deployed_models if d.id == deployed_id)
         server = self.deployer.ready(deployed_id)
         try:
-            async with self.session.post(server.url + server.predict_route, json=body) as response:
+            async with self.session.post(
+                server.url + server.predict_route, data=p["raw"], headers={"Content-Type": "application/json"}
+            ) as response:
                 answer = await response.json(content_type=None)
                 status = response.status
         except (aiohttp.ClientError, json.JSONDecodeError) as e:
@@ -394,6 +404,23 @@ def done_operation(store: Store, parent: str) -> dict:
     operation = _operation(name, None, None)
     store.put("operation", name, operation)
     return operation
+
+
+def check_local(request: web.Request) -> None:
+    """Only this machine's own clients may call: a web page (another Origin), a rebound DNS name (another Host) or a
+    form post (not JSON) must not create or delete resources through the user's browser."""
+    host = request.headers.get("Host", "").rsplit(":", 1)[0].strip("[]")
+    if host not in _LOCAL_HOSTS:
+        raise VertexError("PERMISSION_DENIED", f"Host {host!r} is not this machine: call localvertex on 127.0.0.1")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]") not in _LOCAL_HOSTS:
+        raise VertexError("PERMISSION_DENIED", f"Origin {origin!r} may not call localvertex")
+    mutating = request.method in ("POST", "PATCH", "PUT", "DELETE") and request.can_read_body
+    if mutating and request.content_type != "application/json":
+        raise VertexError("INVALID_ARGUMENT", f"Content-Type {request.content_type!r} is not application/json")
+
+
+_LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def _operation(name: str, kind: str | None, message) -> dict:
@@ -455,6 +482,7 @@ def _etag() -> str:
     return str(time.time_ns())
 
 
+MAX_REQUEST_BYTES = 16 * 1024 * 1024  # the control plane's; predictions are held to the serving limit downstream
 _ENDPOINT_UPDATABLE = {"display_name", "description", "labels", "traffic_split"}
 
 

@@ -16,8 +16,9 @@ from localvertex.emulator import STAGING_BUCKET, Config, choose_ports, environme
 from localvertex.store import Store
 
 
-def up(config: Config, detach: bool, out=sys.stdout) -> int:
+def up(config: Config, detach: bool, out=None) -> int:
     """Starts the emulator: in the foreground, or detached and returning once it answers."""
+    out = out or sys.stdout
     if running := read_state(config.data_dir):
         print(f"localvertex already runs on {config.data_dir} (pid {running['pid']})", file=out)
         print_pointers(running, out)
@@ -81,7 +82,8 @@ def wait_up(data_dir: Path, process: subprocess.Popen, timeout: float) -> dict:
     raise SystemExit(f"localvertex did not answer within {timeout:.0f}s: see {data_dir / 'logs' / 'emulator.log'}")
 
 
-def down(data_dir: Path, out=sys.stdout) -> int:
+def down(data_dir: Path, out=None) -> int:
+    out = out or sys.stdout
     state = read_state(data_dir)
     if not state:
         print(f"no localvertex runs on {data_dir}", file=out)
@@ -135,8 +137,9 @@ def status(data_dir: Path) -> dict:
     return report
 
 
-def print_pointers(state: dict, out=sys.stdout) -> None:
+def print_pointers(state: dict, out=None) -> None:
     """The lines that point a user's own code at this emulator."""
+    out = out or sys.stdout
     env = environment(state)
     print(f"export STORAGE_EMULATOR_HOST={env['STORAGE_EMULATOR_HOST']}", file=out)
     print(f"export LOCALVERTEX_API_ENDPOINT={env['LOCALVERTEX_API_ENDPOINT']}", file=out)

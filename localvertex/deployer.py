@@ -115,7 +115,10 @@ class Deployer:
             "AIP_MACHINE_TYPE": spec.machine_type,
             "AIP_ACCELERATOR_TYPE": types.AcceleratorType(spec.accelerator_type).name if spec.accelerator_type else "",
             "STORAGE_EMULATOR_HOST": self.settings.storage_emulator_host,
+            # A server killed with its emulator cannot clean up: its scratch files stay where the next start can.
+            "TMPDIR": str(self.settings.data_dir / "tmp"),
         }
+        (self.settings.data_dir / "tmp").mkdir(parents=True, exist_ok=True)
         env |= {e.name: expand(e.value, env) for e in container.env}
         log = self.settings.data_dir / "logs" / f"deployed-model-{deployed_model_id}.log"
         server = start_model_server(

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import tomllib
 from dataclasses import dataclass, field
@@ -75,8 +76,10 @@ def environment(state: dict) -> dict[str, str]:
 async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
     from gcp_storage_emulator.server import create_server
 
+    os.umask(0o077)  # state, logs and staged models are the user's alone; model servers and runs inherit it
     data_dir = config.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
     if read_state(data_dir):
         raise SystemExit(
             f"localvertex: an emulator already runs on {data_dir}: `vsp emulator down --data-dir {data_dir}` first"
@@ -90,6 +93,8 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
     storage.start()
     os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{storage_port}"
     store = Store(data_dir / "localvertex.sqlite")
+    end_interrupted_operations(store)
+    shutil.rmtree(data_dir / "tmp", ignore_errors=True)  # model servers' scratch files from before a crash
     cores = config.tpu_v5e_cores if config.tpu_v5e_cores is not None else int(settings.get("tpu_v5e_cores", 0))
     deployer = Deployer(
         deployer_module.Settings(
@@ -147,6 +152,20 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
     return 0
 
 
+def end_interrupted_operations(store: Store) -> None:
+    """An operation still pending at start was cut short by a crash: it ends with an error, so no caller waits on it
+    forever. (A deploy adds its DeployedModel only when it completes, so nothing of it is left to undo.)"""
+    with store.transaction():
+        for operation in store.list("operation", "projects/"):
+            if not operation.get("done", True):
+                operation.update(
+                    done=True,
+                    error={"code": 14, "message": "localvertex stopped while this operation ran: try it again"},
+                )
+                operation.pop("response", None)
+                store.put("operation", operation["name"], operation)
+
+
 async def restore(store: Store, deployer: Deployer) -> None:
     """Starts the servers of every DeployedModel again, all at once, on their old ports when free."""
     servers = store.servers()
@@ -200,6 +219,8 @@ def _free(port: int | None) -> int | None:
     if not port:
         return None
     with socket.socket() as s:
+        # As the servers bind it: a port whose old connections sit in TIME_WAIT is free to them, so to this probe.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

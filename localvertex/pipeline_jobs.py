@@ -217,7 +217,7 @@ class PipelineJobs:
                     stdout=sink,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
-                    preexec_fn=end_with_parent if sys.platform == "linux" else None,
+                    preexec_fn=end_with_parent(signal.SIGTERM) if sys.platform == "linux" else None,
                 )
             job.state, job.start_time, job.update_time = State.PIPELINE_STATE_RUNNING, now(), now()
             self.store.put("pipeline_job", job.name, job)

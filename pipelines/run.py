@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from google.api_core.exceptions import GoogleAPIError
 from tabulate import tabulate
 
 from pipelines.compile import is_registry_path
@@ -32,6 +33,7 @@ from vertex_serving.rules import validate
 LOCAL_PROJECT = "local-project"
 LOCAL_SERVICE_ACCOUNT = "vsp-local-runner@{project}.iam.gserviceaccount.com"
 DONE = ("PIPELINE_STATE_SUCCEEDED", "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED")
+MAX_MISSED_POLLS = 5  # consecutive failed polls before a run is given up as unreachable
 TASK_DONE = ("SUCCEEDED", "FAILED", "CANCELLED", "SKIPPED", "NOT_TRIGGERED")
 
 
@@ -80,8 +82,9 @@ class Options:
     verbose: bool = False
 
 
-def run(options: Options, out=sys.stdout) -> int:
+def run(options: Options, out=None) -> int:
     """The whole of `vsp run`: check, submit, follow; 0 succeeded, 1 the run failed; bad input raises UserError."""
+    out = out or sys.stdout  # looked up per call: callers and tests swap sys.stdout
     config = load_config(options.config)
     if options.catalog:
         config = dataclasses.replace(config, catalog=options.catalog)
@@ -106,7 +109,13 @@ def run(options: Options, out=sys.stdout) -> int:
             print(json.dumps({"run": job.resource_name, "state": "PIPELINE_STATE_PENDING"}), file=out)
         return 0
     state = follow(job, target, progress, log_path if options.verbose else None)
-    result = results(job, config, target, state)
+    try:
+        result = results(job, config, target, state)
+    except (GoogleAPIError, OSError) as e:  # the target went away after the run ended
+        where = "localvertex" if target.local else "Vertex AI"
+        raise Unreachable(
+            f"{where} stopped answering while the summary of {job.resource_name} was read ({type(e).__name__})"
+        ) from None
     if options.json:
         print(json.dumps(result, indent=2, default=str), file=out)
     else:
@@ -310,15 +319,25 @@ def follow(job, target: Target, progress: Progress, stream: Path | None) -> str:
     from google.api_core import exceptions
 
     interval = 1.0 if target.local else 10.0
-    offset = 0
+    offset, misses = 0, 0
     while True:
-        try:
-            job._sync_gca_resource()
-        except (exceptions.GoogleAPIError, OSError) as e:
-            where = "localvertex" if target.local else "Vertex AI"
+        if target.local and not _emulator_alive(target.local_data_dir):  # rather than waiting out the SDK's retries
             raise Unreachable(
-                f"{where} stopped answering while {job.resource_name} ran ({type(e).__name__}): run `vsp emulator status`"
-            ) from None
+                f"localvertex stopped answering while {job.resource_name} ran (its process is gone): "
+                "`vsp emulator up` starts it again; the run is marked FAILED then"
+            )
+        try:  # one try per poll, not the SDK's minute of retries: the next polls are the retries
+            job._gca_resource = job.api_client.get_pipeline_job(name=job.resource_name, retry=None, timeout=30)
+            misses = 0
+        except (exceptions.GoogleAPIError, OSError) as e:
+            misses += 1
+            if misses == MAX_MISSED_POLLS:
+                where = "localvertex (`vsp emulator status`)" if target.local else "Vertex AI"
+                raise Unreachable(
+                    f"{where} stopped answering while {job.resource_name} ran ({type(e).__name__})"
+                ) from None
+            time.sleep(interval)
+            continue
         progress.tasks(list(job.task_details))
         if stream and stream.exists():
             with stream.open() as f:
@@ -452,6 +471,12 @@ class _Quiet:
 
     def flush(self) -> None:
         pass
+
+
+def _emulator_alive(data_dir: Path) -> bool:
+    from localvertex.emulator import read_state
+
+    return read_state(data_dir) is not None
 
 
 def _first_artifact(outputs, key: str):

@@ -40,7 +40,8 @@ class ScheduleOptions(Options):
     catch_up: bool = False
 
 
-def create(options: ScheduleOptions, out=sys.stdout) -> int:
+def create(options: ScheduleOptions, out=None) -> int:
+    out = out or sys.stdout
     from google.cloud import aiplatform
 
     from pipelines import retrain
@@ -80,26 +81,30 @@ def create(options: ScheduleOptions, out=sys.stdout) -> int:
     return _show([schedule], options, out)
 
 
-def list_schedules(options: ScheduleOptions, out=sys.stdout) -> int:
+def list_schedules(options: ScheduleOptions, out=None) -> int:
+    out = out or sys.stdout
     _connect(options)
     return _show(_find(None), options, out)
 
 
-def pause(options: ScheduleOptions, out=sys.stdout) -> int:
+def pause(options: ScheduleOptions, out=None) -> int:
+    out = out or sys.stdout
     _connect(options)
     found = _one(options.name)
     found.pause()
     return _show([found], options, out)
 
 
-def resume(options: ScheduleOptions, out=sys.stdout) -> int:
+def resume(options: ScheduleOptions, out=None) -> int:
+    out = out or sys.stdout
     _connect(options)
     found = _one(options.name)
     found.resume(catch_up=options.catch_up)
     return _show([found], options, out)
 
 
-def delete(options: ScheduleOptions, out=sys.stdout) -> int:
+def delete(options: ScheduleOptions, out=None) -> int:
+    out = out or sys.stdout
     _connect(options)
     found = _one(options.name)
     found.delete()

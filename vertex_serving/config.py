@@ -176,7 +176,7 @@ def read_config_file(path: str | Path) -> Mapping:
         if path.suffix == ".toml":
             values = tomllib.loads(text)
         elif path.suffix in (".yaml", ".yml"):
-            values = yaml.safe_load(text) or {}
+            values = yaml.load(text, Loader=_UniqueKeys) or {}  # a SafeLoader that refuses repeated keys
         else:
             raise UserError("config", str(path), "has an unknown file type", "name it *.yaml, *.yml or *.toml")
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
@@ -203,11 +203,12 @@ def _coerce(key: str, value: object, hint: object) -> object:
         if isinstance(value, dt.date):
             return value.isoformat()
         if isinstance(value, float | int) and not isinstance(value, bool):
+            meant = f'"{value}" (or "{value}0" if you wrote {value}0)' if isinstance(value, float) else f'"{value}"'
             raise UserError(
                 key,
                 value,
                 "is a number, and numbers lose trailing zeros (2.10 reads as 2.1)",
-                f'quote it: {key}: "{value}"',
+                f"quote it: {key}: {meant}",
             )
         if isinstance(value, str):
             return value
@@ -217,5 +218,36 @@ def _coerce(key: str, value: object, hint: object) -> object:
         return value
     if float in allowed and isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
+    if float in allowed and isinstance(value, str) and _is_float(value):
+        raise UserError(
+            key, value, "is text: YAML reads a number such as 1e-4 as text unless it has a dot", f"write {key}: 1.0e-4"
+        )
     expected = " or ".join("null" if a is type(None) else a.__name__ for a in allowed)
-    raise UserError(key, value, f"is a {type(value).__name__}, not a {expected}", f"write {key} as a {expected}")
+    raise UserError(key, value, f"is {_a(type(value).__name__)}, not {_a(expected)}", f"write {key} as {_a(expected)}")
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class _UniqueKeys(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice instead of keeping the last value silently."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise UserError(
+                    "config", key, f"is given twice (line {key_node.start_mark.line + 1})", "keep one of them"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)

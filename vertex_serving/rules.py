@@ -19,6 +19,7 @@ from vertex_serving.options import RuntimeOptions, options_for_tpu_mode
 
 EXPLANATION_METHODS = ("sampled_shapley", "integrated_gradients", "xrai")
 _NETWORK = re.compile(r"projects/[^/]+/global/networks/[^/]+")
+_LOCATION = re.compile(r"[a-z]+(?:-[a-z]+)+[0-9]+")  # us-central1, europe-west4, northamerica-northeast1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -422,12 +423,39 @@ def _deploy_problems(config: DeployConfig) -> list[UserError]:
                 "write projects/PROJECT_NUMBER/global/networks/NETWORK",
             )
         )
+    if not _LOCATION.fullmatch(config.location):
+        found.append(
+            UserError(
+                "location",
+                config.location,
+                "is not a Google Cloud region",
+                "write one like us-central1 or europe-west4",
+            )
+        )
+    if config.api_endpoint and not config.api_endpoint.startswith(("http://", "https://")):
+        found.append(
+            UserError(
+                "api_endpoint",
+                config.api_endpoint,
+                "has no scheme",
+                f"write https://{config.api_endpoint} (or http:// for localvertex), or leave it empty for Vertex AI",
+            )
+        )
     if config.staging_bucket and not config.staging_bucket.startswith("gs://"):
         found.append(
             UserError("staging_bucket", config.staging_bucket, "is not a Cloud Storage URI", "write gs://BUCKET")
         )
     for name in ("model_display_name", "endpoint_display_name"):
-        if len(getattr(config, name)) > 128:
+        if not getattr(config, name).strip():
+            found.append(
+                UserError(
+                    name,
+                    getattr(config, name),
+                    "is empty, so the SDK would name it after the clock and the next run would make another one",
+                    f"set {name}, e.g. {name}: digits",
+                )
+            )
+        elif len(getattr(config, name)) > 128:
             found.append(
                 UserError(name, getattr(config, name), "is longer than Vertex AI's 128 characters", "shorten it")
             )

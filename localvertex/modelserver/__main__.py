@@ -20,6 +20,7 @@ from vertex_serving.errors import UserError
 from vertex_serving.options import RuntimeOptions, parse_container_args
 
 log = logging.getLogger("modelserver")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def parse_settings(argv: list[str], env: dict[str, str]):
@@ -59,6 +60,10 @@ def parse_settings(argv: list[str], env: dict[str, str]):
     args = parser.parse_args(rest)
     if not args.model_base_path:
         parser.error("no model: set AIP_STORAGE_URI or --model_base_path")
+    if args.host not in LOOPBACK:
+        raise UserError(
+            "--host", args.host, "is not a loopback address", "remove it: local model servers serve this machine only"
+        )
     names = (
         "max_batch_size",
         "batch_timeout_micros",
@@ -151,6 +156,7 @@ async def serve(settings) -> int:
         log.info("stopping")
     await runner.cleanup()
     server.close()
+    server.remove_cache()
     return code
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import re
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -112,8 +113,7 @@ class ModelServer:
         """Fetches, loads and warms the model; health turns 200 only after this returns."""
         settings = self.settings
         started = time.perf_counter()
-        cache = settings.cache_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"modelserver-{os.getpid()}"
-        model_dir, version = find_version(fetch_model(settings.storage_uri, cache))
+        model_dir, version = find_version(fetch_model(settings.storage_uri, self.cache))
         self.servable = Servable(model_dir, version, settings.options)
         batching = self._batching(model_dir)
         if batching:
@@ -159,6 +159,15 @@ class ModelServer:
         if batcher and size:
             return batcher.submit(feeds, size).result()
         return signature.run(feeds)
+
+    @property
+    def cache(self) -> Path:
+        """Where a gs:// model is copied: the user's folder, or one of this process's own that goes with it."""
+        return self.settings.cache_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"modelserver-{os.getpid()}"
+
+    def remove_cache(self) -> None:
+        if not self.settings.cache_dir:
+            shutil.rmtree(self.cache, ignore_errors=True)
 
     def close(self) -> None:
         for batcher in self.batchers.values():

@@ -13,6 +13,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# What a process needs to run at all; everything else it gets is Vertex AI's serving-container contract (AIP_*) and
+# what the model's containerSpec names. The emulator's own environment (secrets included) is not passed on.
+PROCESS_BASICS = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "VIRTUAL_ENV", "STORAGE_EMULATOR_HOST")
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -71,11 +75,18 @@ class ModelServerProcess:
         return self.process.returncode
 
 
-def end_with_parent() -> None:
-    """For `preexec_fn`: the child gets SIGTERM when the process that started it dies (Linux's PR_SET_PDEATHSIG)."""
+def end_with_parent(signum: int = signal.SIGKILL):
+    """A `preexec_fn`: the child gets `signum` when the process that started it dies (Linux's PR_SET_PDEATHSIG).
+
+    SIGKILL by default, so no orphan outlives its emulator however the emulator died; a child that must clean up
+    after itself first (a pipeline runner stopping its task) asks for SIGTERM.
+    """
     import ctypes
 
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    def arrange() -> None:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signum)
+
+    return arrange
 
 
 def start_model_server(
@@ -97,7 +108,7 @@ def start_model_server(
     """
     port = port or free_port()
     environment = {
-        **os.environ,
+        **{k: os.environ[k] for k in PROCESS_BASICS if k in os.environ},
         "AIP_HTTP_PORT": str(port),
         "AIP_PREDICT_ROUTE": predict_route,
         "AIP_HEALTH_ROUTE": health_route,
@@ -115,6 +126,6 @@ def start_model_server(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=end_with_parent if die_with_parent and sys.platform == "linux" else None,
+            preexec_fn=end_with_parent() if die_with_parent and sys.platform == "linux" else None,
         )
     return ModelServerProcess(process, port, predict_route, health_route, log_path, environment)

@@ -39,7 +39,8 @@ def config(tmp_path):
 
 def test_create_list_pause_resume_replace_and_delete(capsys, emulator, config):
     create = ["--config", str(config), "--cron", "0 3 * * 1", "--timezone", "Europe/Berlin", "--display-name", "weekly"]
-    code, out, _ = vsp(capsys, emulator, "create", *create, "--json")
+    code, out, err = vsp(capsys, emulator, "create", *create, "--json")
+    assert code == 0, err
     (created,) = json.loads(out)
     assert code == 0 and created["state"] == "ACTIVE" and created["cron"] == "TZ=Europe/Berlin 0 3 * * 1"
     assert created["started_run_count"] == 0 and created["next_run_time"]

@@ -74,3 +74,33 @@ def _wait_closed(port: int, timeout: float = 30) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"a model server still answers on port {port}")
+
+
+def test_a_deploy_cut_short_by_a_crash_ends_with_an_error_after_the_restart(tmp_path, model_dir):
+    from google.api_core import exceptions
+    from google.cloud.aiplatform_v1 import types
+
+    emulator = Emulator(tmp_path / "crash", tpu_cores=8).start()
+    try:
+        emulator.init_sdk()
+        endpoint = aiplatform.Endpoint.create(display_name="crashed")
+        model = aiplatform.Model.upload(
+            display_name="crashed", artifact_uri=str(model_dir), serving_container_image_uri=TPU_IMAGE
+        )
+        deployed = types.DeployedModel(
+            model=model.resource_name,
+            dedicated_resources=types.DedicatedResources(
+                machine_spec=types.MachineSpec(machine_type="ct5lp-hightpu-1t"), min_replica_count=1
+            ),
+        )
+        operation = endpoint.api_client.deploy_model(
+            endpoint=endpoint.resource_name, deployed_model=deployed, traffic_split={"0": 100}
+        )
+        emulator.kill()  # while the model server is still loading
+        emulator.start()
+        emulator.init_sdk()
+        with pytest.raises(exceptions.GoogleAPICallError, match="localvertex stopped while this operation ran"):
+            operation.result(timeout=60)
+        assert aiplatform.Endpoint(endpoint.resource_name).traffic_split == {}
+    finally:
+        emulator.stop()

@@ -67,3 +67,23 @@ def test_a_missing_config_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError) as e:
         load_config(tmp_path / "none.yaml")
     assert e.value.parameter == "config" and "cannot be read" in str(e.value)
+
+
+def test_a_key_given_twice_in_yaml_is_refused_with_its_line(tmp_path):
+    (tmp_path / "c.yaml").write_text("accelerator: cpu\nmachine_type: a\naccelerator: tpu\n")
+    with pytest.raises(UserError) as e:
+        load_config(tmp_path / "c.yaml")
+    assert str(e.value) == "config='accelerator' is given twice (line 3): keep one of them"
+
+
+def test_a_yaml_exponent_without_a_dot_is_explained():
+    with pytest.raises(InvalidConfig) as e:
+        DeployConfig.from_mapping({"smoke_atol": "1e-4"})
+    assert "YAML reads a number such as 1e-4 as text" in str(e.value) and "smoke_atol: 1.0e-4" in str(e.value)
+
+
+def test_a_float_version_suggests_both_spellings_and_articles_read_right():
+    with pytest.raises(InvalidConfig) as e:
+        DeployConfig.from_mapping({"container_version": 2.10, "smoke_requests": "ten"})
+    assert 'quote it: container_version: "2.1" (or "2.10" if you wrote 2.10)' in str(e.value)
+    assert "smoke_requests='ten' is a str, not an int: write smoke_requests as an int" in str(e.value)

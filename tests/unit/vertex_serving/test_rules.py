@@ -20,9 +20,14 @@ GPU = {
 CPU = {"accelerator": "cpu", "container_version": "nightly"}
 
 
+def named(**values) -> DeployConfig:
+    """A configuration with the display names every run needs, plus `values`."""
+    return DeployConfig(**{"model_display_name": "m", "endpoint_display_name": "e", **values})
+
+
 def problems(**values) -> list:
     with pytest.raises(InvalidConfig) as e:
-        validate(DeployConfig(**values), CATALOG)
+        validate(named(**values), CATALOG)
     return e.value.errors
 
 
@@ -35,7 +40,7 @@ def only(**values):
 
 def test_a_valid_tpu_configuration_resolves_image_args_and_machine():
     plan = validate(
-        DeployConfig(**TPU, tpu_mode="manual_partition", tpu_function_alias="tpu_func", allow_precompilation=True),
+        named(**TPU, tpu_mode="manual_partition", tpu_function_alias="tpu_func", allow_precompilation=True),
         CATALOG,
     )
     assert plan.image.uri == "us-docker.pkg.dev/vertex-ai-restricted/prediction/tf_opt-tpu.nightly:latest"
@@ -48,7 +53,7 @@ def test_a_valid_tpu_configuration_resolves_image_args_and_machine():
 
 
 def test_container_version_defaults_to_the_newest_usable_one():
-    plan = validate(DeployConfig(accelerator="tpu", as_of="2025-06-01"), CATALOG)
+    plan = validate(named(accelerator="tpu", as_of="2025-06-01"), CATALOG)
     assert plan.image.version == "2.15" and plan.machine_spec == {"machine_type": "ct5lp-hightpu-1t"}
 
 
@@ -94,7 +99,7 @@ def test_tpu_function_alias_needs_manual_partition():
 def test_tfrt_on_gpu_needs_precompilation():
     parameter, message = only(**GPU, use_tfrt=True)
     assert parameter == "use_tfrt" and "allow_precompilation=true" in message
-    assert validate(DeployConfig(**GPU, use_tfrt=True, allow_precompilation=True), CATALOG).container_args == (
+    assert validate(named(**GPU, use_tfrt=True, allow_precompilation=True), CATALOG).container_args == (
         "--allow_precompilation=true",
         "--use_tfrt=true",
     )
@@ -111,7 +116,7 @@ def test_tfrt_is_not_in_the_28_cpu_image():
     parameter, message = only(accelerator="cpu", container_version="2.8", as_of="2024-01-01", use_tfrt=True)
     assert parameter == "use_tfrt" and "2.8 CPU image" in message
     assert validate(
-        DeployConfig(accelerator="cpu", container_version="2.8", as_of="2024-01-01", use_tfrt=False), CATALOG
+        named(accelerator="cpu", container_version="2.8", as_of="2024-01-01", use_tfrt=False), CATALOG
     ).container_args == ("--use_tfrt=false",)
 
 
@@ -127,7 +132,7 @@ def test_optimized_runtime_flags_are_refused_on_the_standard_runtime(flag):
 def test_old_gpus_are_refused_by_the_optimized_runtime(gpu):
     parameter, message = only(**{**GPU, "accelerator_type": gpu})
     assert parameter == "accelerator_type" and gpu in message and "optimized TensorFlow runtime" in message
-    validate(DeployConfig(**{**GPU, "accelerator_type": gpu}, runtime="standard"), CATALOG)
+    validate(named(**{**GPU, "accelerator_type": gpu}, runtime="standard"), CATALOG)
 
 
 def test_gpu_must_fit_the_machine_family():
@@ -155,7 +160,7 @@ def test_cpu_refuses_a_gpu_accelerator_type():
 def test_only_sampled_shapley_explanations_on_the_optimized_runtime(method):
     parameter, message = only(**CPU, explanation_method=method)
     assert parameter == "explanation_method" and "Sampled Shapley" in message
-    validate(DeployConfig(**CPU, explanation_method="sampled_shapley"), CATALOG)
+    validate(named(**CPU, explanation_method="sampled_shapley"), CATALOG)
 
 
 def test_unknown_explanation_method():
@@ -167,7 +172,7 @@ def test_image_past_end_of_availability_needs_the_explicit_override():
     parameter, message = only(accelerator="tpu", container_version="2.15", as_of="2026-11-22")
     assert parameter == "container_version" and "2025-08-15" in message and "allow_unavailable_image" in message
     plan = validate(
-        DeployConfig(accelerator="tpu", container_version="2.15", as_of="2026-11-22", allow_unavailable_image=True),
+        named(accelerator="tpu", container_version="2.15", as_of="2026-11-22", allow_unavailable_image=True),
         CATALOG,
     )
     assert plan.image.version == "2.15" and plan.warnings
@@ -188,7 +193,7 @@ def test_batching_is_checked_with_tf_serving_rules():
     assert parameter == "allowed_batch_sizes" and "max_batch_size=32" in message
     parameter, _ = only(**CPU, batch_timeout_micros=500)
     assert parameter == "batch_timeout_micros"
-    plan = validate(DeployConfig(**CPU, allowed_batch_sizes=(1, 8, 32), batch_timeout_micros=500), CATALOG)
+    plan = validate(named(**CPU, allowed_batch_sizes=(1, 8, 32), batch_timeout_micros=500), CATALOG)
     assert plan.batching.max_batch_size == 32 and plan.batching.batch_sizes() == (1, 8, 32)
 
 
@@ -230,3 +235,16 @@ def test_all_problems_of_a_configuration_are_reported_at_once():
         "explanation_method",
         "traffic_percentage",
     ]
+
+
+@pytest.mark.parametrize("name", ["model_display_name", "endpoint_display_name"])
+def test_an_empty_display_name_is_refused(name):
+    parameter, message = only(**CPU, **{name: " "})
+    assert parameter == name and "next run would make another one" in message
+
+
+def test_a_bogus_location_and_an_endpoint_without_a_scheme_are_refused():
+    assert only(**CPU, location="moon-base")[0] == "location"
+    parameter, message = only(**CPU, api_endpoint="127.0.0.1:8080")
+    assert parameter == "api_endpoint" and "write https://127.0.0.1:8080" in message
+    validate(named(**CPU, location="northamerica-northeast1", api_endpoint="http://127.0.0.1:1"), CATALOG)
