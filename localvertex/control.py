@@ -58,6 +58,7 @@ def up(config: Config, detach: bool, out=None) -> int:
     for catalog in config.catalogs:
         args += ["--catalog", catalog]
     args += ["--max-running-pipeline-jobs", str(config.max_running_pipeline_jobs)]
+    args += ["--max-server-restarts", str(config.max_server_restarts)]
     with log.open("ab") as sink:
         process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True

@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import signal
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ EXTEND_LOCALLY = "restart localvertex with the catalog: `vsp emulator down`, the
 log = logging.getLogger("localvertex")
 DEFAULT_DATA_DIR = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "localvertex"
 STATE_FILE = "emulator.json"
+RESTART_WINDOW = 600.0  # seconds over which a model server's restarts are counted
 STAGING_BUCKET = "localvertex-staging"  # created on start, so Model.upload can stage local artifacts
 CONFIG_FILE = "localvertex.toml"
 
@@ -45,6 +47,7 @@ class Config:
     deploy_timeout: float = 600.0
     catalogs: list[str] = field(default_factory=list)
     max_running_pipeline_jobs: int = 1  # a pipeline run's steps load TensorFlow: one at a time on 2 cores
+    max_server_restarts: int = 5  # within RESTART_WINDOW, before a DeployedModel is marked failed
 
     def file_settings(self) -> dict:
         """`localvertex.toml` in the data directory: `tpu_v5e_cores`, and `[images]` mapping URIs to commands."""
@@ -132,6 +135,7 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
     )
     restoring = asyncio.ensure_future(restore(store, deployer))
     queue = asyncio.ensure_future(pipeline_jobs.serve())
+    supervising = asyncio.ensure_future(supervise(store, deployer, config.max_server_restarts))
     clock = asyncio.ensure_future(schedules.serve())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -143,6 +147,7 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
     log.info("stopping")
     restoring.cancel()
     queue.cancel()
+    supervising.cancel()
     clock.cancel()
     await runner.cleanup()
     pipeline_jobs.stop_all()
@@ -177,21 +182,84 @@ async def restore(store: Store, deployer: Deployer) -> None:
     await asyncio.gather(*jobs)
 
 
-async def _restore(store: Store, deployer: Deployer, endpoint_name: str, deployed, old_port: int | None) -> None:
+async def supervise(store: Store, deployer: Deployer, max_restarts: int) -> None:
+    """A model server that dies on its own is restarted, with a backoff, on its port; one that keeps dying
+    (`max_restarts` times within RESTART_WINDOW) marks its DeployedModel failed. Each step is logged."""
+    restarts: dict[str, list[float]] = {}
+    recovering: set[str] = set()
+    while True:
+        await asyncio.sleep(0.5)
+        for deployed_id, server in list(deployer.servers.items()):
+            if server.process.poll() is None or deployed_id in recovering:
+                continue
+            deployer.servers.pop(deployed_id, None)
+            found = _deployed(store, deployed_id)
+            if found is None:  # undeployed meanwhile
+                continue
+            recent = [t for t in restarts.get(deployed_id, []) if time.monotonic() - t < RESTART_WINDOW]
+            reason = f"its model server exited with code {server.process.returncode}: {server.reason()}"
+            if len(recent) >= max_restarts:
+                log.error("DeployedModel %s failed: %s; it was restarted %d times", deployed_id, reason, len(recent))
+                _set_status(store, found[0].name, deployed_id, f"FAILED: {reason} ({len(recent)} restarts)", 0)
+                continue
+            restarts[deployed_id] = [*recent, time.monotonic()]
+            delay = min(2.0 ** len(recent), 30.0)
+            log.warning(
+                "DeployedModel %s: %s; restarting it in %.0fs (restart %d of %d)",
+                deployed_id,
+                reason,
+                delay,
+                len(recent) + 1,
+                max_restarts,
+            )
+            recovering.add(deployed_id)
+            task = asyncio.ensure_future(_restart(store, deployer, *found, server.port, delay, len(recent) + 1))
+            task.add_done_callback(lambda _, d=deployed_id: recovering.discard(d))
+
+
+async def _restart(store: Store, deployer: Deployer, endpoint, deployed, port: int, delay: float, count: int):
+    await asyncio.sleep(delay)
+    if _deployed(store, deployed.id) is None:
+        return
+    await _restore(store, deployer, endpoint.name, deployed, port, note=f"restarted {count} times")
+
+
+def _deployed(store: Store, deployed_id: str):
+    """The endpoint and DeployedModel of an id, or None once it is undeployed."""
+    for endpoint in store.list("endpoint", "projects/"):
+        for deployed in endpoint.deployed_models:
+            if deployed.id == deployed_id:
+                return endpoint, deployed
+    return None
+
+
+def _set_status(store: Store, endpoint_name: str, deployed_id: str, message: str, replicas: int) -> None:
+    with store.transaction():
+        endpoint = store.get("endpoint", endpoint_name)
+        for d in endpoint.deployed_models:
+            if d.id == deployed_id:
+                d.status = type(d.status)(message=message, last_update_time=now(), available_replica_count=replicas)
+        store.put("endpoint", endpoint.name, endpoint)
+
+
+async def _restore(
+    store: Store, deployer: Deployer, endpoint_name: str, deployed, old_port: int | None, note: str = ""
+) -> None:
     spec = deployed.dedicated_resources.machine_spec
     try:
         server = await deployer.start(
             endpoint_name, deployed.id, store.get("model", deployed.model), spec, port=_free(old_port)
         )
-    except Exception as e:  # one broken model must not keep the others down
+    except Exception as e:  # one broken model must not keep the others down; supervise tries it again
         log.warning("DeployedModel %s did not come back: %s", deployed.id, e)
         return
     with store.transaction():
         current = store.get("endpoint", endpoint_name)
         for d in current.deployed_models:
             if d.id == deployed.id:
+                message = status_message(spec, server, deployer.settings.catalog)
                 d.status = type(d.status)(
-                    message=status_message(spec, server, deployer.settings.catalog),
+                    message=f"{message} ({note})" if note else message,
                     last_update_time=now(),
                     available_replica_count=1,
                 )
@@ -239,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deploy-timeout", type=float, default=600.0)
     parser.add_argument("--catalog", action="append", default=[])
     parser.add_argument("--max-running-pipeline-jobs", type=int, default=1)
+    parser.add_argument("--max-server-restarts", type=int, default=5)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("gcp_storage_emulator").setLevel(logging.WARNING)
@@ -250,5 +319,6 @@ def main(argv: list[str] | None = None) -> int:
         args.deploy_timeout,
         args.catalog,
         args.max_running_pipeline_jobs,
+        args.max_server_restarts,
     )
     return asyncio.run(serve(config))

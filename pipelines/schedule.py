@@ -23,6 +23,7 @@ from vertex_serving.errors import InvalidConfig, UserError
 from vertex_serving.rules import validate
 
 _DEPLOY_FIELDS = {f.name for f in dataclasses.fields(DeployConfig)}
+TRAINED_MODEL = "gs://the-trainer/model"  # stands for the model each run trains, in checks made before it exists
 
 
 @dataclasses.dataclass
@@ -50,7 +51,8 @@ def create(options: ScheduleOptions, out=None) -> int:
     values = read_config_file(options.config)
     cron = cron_with_zone(options.cron, options.timezone)
     config = DeployConfig.from_mapping({k: v for k, v in values.items() if k in _DEPLOY_FIELDS})
-    validate(config, load_catalog(config.catalog))  # the deploy stage's rules, before anything is scheduled
+    # The deploy stage's rules, before anything is scheduled; the trainer's model takes model_dir's place.
+    validate(dataclasses.replace(config, model_dir=config.model_dir or TRAINED_MODEL), load_catalog(config.catalog))
     target = local_target(config, options) if options.local else vertex_target(config, options)
     template = options.template or _compile_retrain(options, target)
     parameters = parameter_values(template, values, target)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+from pathlib import Path
 
 from vertex_serving.batching import Batching
 from vertex_serving.catalog import Catalog, Image, Resolved
@@ -19,6 +20,7 @@ from vertex_serving.options import RuntimeOptions, options_for_tpu_mode
 
 EXPLANATION_METHODS = ("sampled_shapley", "integrated_gradients", "xrai")
 _NETWORK = re.compile(r"projects/[^/]+/global/networks/[^/]+")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")  # Cloud Storage bucket names
 _LOCATION = re.compile(r"[a-z]+(?:-[a-z]+)+[0-9]+")  # us-central1, europe-west4, northamerica-northeast1
 
 
@@ -178,7 +180,40 @@ def deploy_rule(config: DeployConfig, catalog: Catalog) -> list[UserError]:
     return _deploy_problems(config)
 
 
-RULES = (date_rule, image_rule, machine_rule, runtime_rule, batching_rule, deploy_rule)
+def model_rule(config: DeployConfig, catalog: Catalog) -> list[UserError]:
+    """`model_dir` names a SavedModel: a gs:// folder (read at the start of convert), or a local folder that is
+    checked here, since a local path can only be read where this check runs."""
+    value = config.model_dir
+    fix = "give the SavedModel's folder: gs://BUCKET/PATH, or a local path"
+    if not value.strip():
+        return [UserError("model_dir", value, "is empty", fix)]
+    if value.startswith("gs:") or "://" in value:
+        bucket, _, path = value.removeprefix("gs://").partition("/")
+        if not value.startswith("gs://") or not _BUCKET.fullmatch(bucket) or not path.strip("/"):
+            return [UserError("model_dir", value, "is not a gs://BUCKET/PATH URI of a folder", fix)]
+        return []
+    local = Path(value).expanduser()
+    if ".." in local.parts:
+        return [
+            UserError(
+                "model_dir", value, "climbs out of the folder it names with '..'", "give the SavedModel folder itself"
+            )
+        ]
+    if not local.is_dir():
+        return [UserError("model_dir", value, "is not a folder on this machine", fix)]
+    if not any((local / name).is_file() for name in ("saved_model.pb", "saved_model.pbtxt")):
+        return [
+            UserError(
+                "model_dir",
+                value,
+                "holds no saved_model.pb or saved_model.pbtxt",
+                "give the folder of a SavedModel export",
+            )
+        ]
+    return []
+
+
+RULES = (date_rule, image_rule, machine_rule, runtime_rule, batching_rule, deploy_rule, model_rule)
 
 
 # What the rules share ----------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ class Emulator:
     tpu_cores: int
     process: subprocess.Popen | None = None
     state: dict | None = None
+    extra_args: tuple[str, ...] = ()
 
     def start(self) -> Emulator:
         log = self.data_dir / "emulator-test.log"
@@ -40,6 +41,7 @@ class Emulator:
                     str(self.tpu_cores),
                     "--deploy-timeout",
                     "180",
+                    *self.extra_args,
                 ],
                 stdout=sink,
                 stderr=subprocess.STDOUT,

@@ -6,6 +6,7 @@ import inspect
 import pytest
 
 from components.validate import resolve, validate_config
+from tests.models import TESTDATA
 from vertex_serving.config import DeployConfig
 from vertex_serving.errors import InvalidConfig
 
@@ -20,7 +21,11 @@ cpu = "us-docker.pkg.dev/vertex-ai-restricted/prediction/tf_opt-cpu.2-17:latest"
 def parameters(**changes) -> dict:
     """Every pipeline parameter, as a run passes them to the step."""
     base = DeployConfig(
-        project="p", model_dir="/m", model_display_name="m", endpoint_display_name="e", container_version="nightly"
+        project="p",
+        model_dir=str(TESTDATA / "saved_model_half_plus_two_cpu" / "00000123"),
+        model_display_name="m",
+        endpoint_display_name="e",
+        container_version="nightly",
     )
     return dataclasses.replace(base, **changes).to_parameters()
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 from pipelines.run import catalog_file, pipeline_arguments
+from tests.models import TESTDATA
 from vertex_serving.config import DeployConfig
 
 
@@ -59,7 +60,7 @@ REGISTRY_IMAGE = "us-docker.pkg.dev/p/r/vertex-serving-pipelines:1"
 
 
 def test_vertex_runs_need_a_project_and_a_gs_pipeline_root(capsys, tmp_path):
-    config = _config(tmp_path, model_dir="gs://b/m")
+    config = _config(tmp_path, model_dir="gs://my-bucket/m")
     code, err = vsp_run(capsys, "--config", str(config), "--component-image", REGISTRY_IMAGE)
     assert code == 2 and err.startswith("error: project='' is required to run on Vertex AI")
     code, err = vsp_run(capsys, "--config", str(config), "--project", "p", "--component-image", REGISTRY_IMAGE)
@@ -68,22 +69,23 @@ def test_vertex_runs_need_a_project_and_a_gs_pipeline_root(capsys, tmp_path):
 
 def test_vertex_runs_refuse_an_image_vertex_cannot_pull_and_local_model_paths(capsys, tmp_path):
     where = ["--project", "p", "--pipeline-root", "gs://b/runs"]
-    code, err = vsp_run(capsys, "--config", str(_config(tmp_path, model_dir="gs://b/m")), *where)
+    code, err = vsp_run(capsys, "--config", str(_config(tmp_path, model_dir="gs://my-bucket/m")), *where)
     assert code == 2 and "component_image='vertex-serving-pipelines:" in err and "registry path" in err
-    config = _config(tmp_path, model_dir="build/model")
+    local = str(TESTDATA / "saved_model_half_plus_two_cpu" / "00000123")
+    config = _config(tmp_path, model_dir=local)
     code, err = vsp_run(capsys, "--config", str(config), *where, "--component-image", REGISTRY_IMAGE)
-    assert code == 2 and "model_dir='build/model' is a path on this machine" in err
+    assert code == 2 and f"model_dir='{local}' is a path on this machine" in err
 
 
 def test_a_template_that_does_not_load_is_refused_before_submitting(capsys, tmp_path):
     (tmp_path / "t.yaml").write_text("not: a pipeline\n")
     where = ["--project", "p", "--pipeline-root", "gs://b/runs", "--template", str(tmp_path / "t.yaml")]
-    code, err = vsp_run(capsys, "--config", str(_config(tmp_path, model_dir="gs://b/m")), *where)
+    code, err = vsp_run(capsys, "--config", str(_config(tmp_path, model_dir="gs://my-bucket/m")), *where)
     assert code == 2 and f"template='{tmp_path / 't.yaml'}' does not load as a compiled pipeline" in err
 
 
 def test_an_unreachable_vertex_ai_fails_fast_with_one_line(capsys, tmp_path):
-    config = _config(tmp_path, model_dir="gs://b/m", api_endpoint="https://127.0.0.1:9")
+    config = _config(tmp_path, model_dir="gs://my-bucket/m", api_endpoint="https://127.0.0.1:9")
     where = ["--project", "p", "--pipeline-root", "gs://b/runs", "--component-image", REGISTRY_IMAGE]
     code, err = vsp_run(capsys, "--config", str(config), *where)
     assert code == 1 and err.count("\n") == 1

@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.models import TESTDATA
 from vertex_serving.catalog import load_catalog
 from vertex_serving.config import DeployConfig
 from vertex_serving.errors import InvalidConfig
@@ -18,11 +19,12 @@ GPU = {
     "accelerator_count": 1,
 }
 CPU = {"accelerator": "cpu", "container_version": "nightly"}
+MODEL_DIR = str(TESTDATA / "saved_model_half_plus_two_cpu" / "00000123")
 
 
 def named(**values) -> DeployConfig:
-    """A configuration with the display names every run needs, plus `values`."""
-    return DeployConfig(**{"model_display_name": "m", "endpoint_display_name": "e", **values})
+    """A configuration with what every run needs (a model, display names), plus `values`."""
+    return DeployConfig(**{"model_dir": MODEL_DIR, "model_display_name": "m", "endpoint_display_name": "e", **values})
 
 
 def problems(**values) -> list:
@@ -248,3 +250,25 @@ def test_a_bogus_location_and_an_endpoint_without_a_scheme_are_refused():
     parameter, message = only(**CPU, api_endpoint="127.0.0.1:8080")
     assert parameter == "api_endpoint" and "write https://127.0.0.1:8080" in message
     validate(named(**CPU, location="northamerica-northeast1", api_endpoint="http://127.0.0.1:1"), CATALOG)
+
+
+@pytest.mark.parametrize(
+    ("model_dir", "needle"),
+    [
+        ("", "is empty"),
+        ("gs://", "is not a gs://BUCKET/PATH URI"),
+        ("gs:/bucket/model", "is not a gs://BUCKET/PATH URI"),
+        ("s3://bucket/model", "is not a gs://BUCKET/PATH URI"),
+        ("/nonexistent/model", "is not a folder on this machine"),
+        ("../../etc", "climbs out of the folder it names"),
+        (str(TESTDATA), "holds no saved_model.pb"),
+    ],
+)
+def test_model_dir_must_name_a_savedmodel(model_dir, needle):
+    parameter, message = only(**CPU, model_dir=model_dir)
+    assert parameter == "model_dir" and needle in message
+
+
+def test_a_gs_model_dir_is_left_to_convert_and_a_local_savedmodel_passes():
+    validate(named(**CPU, model_dir="gs://my-bucket/models/digits"), CATALOG)
+    validate(named(**CPU), CATALOG)
