@@ -46,6 +46,8 @@ class Deployer:
         if resources.min_replica_count < 1:
             raise VertexError("INVALID_ARGUMENT", "dedicatedResources.minReplicaCount must be at least 1")
         chips = catalog.tpu_chips(machine_type)
+        if chips is None and not catalog.is_cloud_tpu(machine_type) and not catalog.known_machine_type(machine_type):
+            raise VertexError("INVALID_ARGUMENT", f'Machine type "{machine_type}" is not supported.')
         image = catalog.find(image_uri)
         tpu_image = (image and image.accelerator == "tpu") or any(
             p["image"] == image_uri and p.get("accelerator") == "tpu" for p in catalog.prebuilt.values()

@@ -12,6 +12,7 @@ import datetime as dt
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclasses_field
 from pathlib import Path
 
 from vertex_serving.errors import UserError
@@ -70,7 +71,17 @@ class Catalog:
     default_machine_types: Mapping[str, str]
     gpu_families: Mapping[str, tuple[str, ...]]
     gpu_unsupported_by_optimized: Mapping[str, str]
+    machine_families: Mapping[str, tuple[str, ...]] = dataclasses_field(default_factory=dict)
     extend_hint: str = EXTEND_WITH_FLAG
+
+    def machine_types(self) -> list[str]:
+        """Every machine type Vertex AI serves on: the families' sizes and the TPU v5e types."""
+        return [f"{f}-{s}" for f, sizes in self.machine_families.items() for s in sizes] + list(self.tpu_machine_types)
+
+    def known_machine_type(self, machine_type: str) -> bool:
+        return machine_type in self.tpu_machine_types or any(
+            machine_type == f"{family}-{size}" for family, sizes in self.machine_families.items() for size in sizes
+        )
 
     def tpu_chips(self, machine_type: str) -> int | None:
         """TPU v5e chips of a machine type Vertex AI serves on, None for any other machine type."""
@@ -292,6 +303,7 @@ def _build(data: Mapping, source: str, extend_hint: str) -> Catalog:
         default_machine_types=dict(machines.get("default", {})),
         gpu_families={k: tuple(v) for k, v in machines.get("gpu", {}).items()},
         gpu_unsupported_by_optimized=dict(machines.get("gpu_unsupported_by_optimized", {})),
+        machine_families={k: tuple(str(s) for s in v) for k, v in machines.get("families", {}).items()},
         extend_hint=extend_hint,
     )
 

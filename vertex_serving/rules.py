@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import difflib
 import re
 from pathlib import Path
 
@@ -143,6 +144,16 @@ def machine_rule(config: DeployConfig, catalog: Catalog) -> list[UserError]:
         found.append(
             UserError(
                 "machine_type", machine_type, "cannot run a TPU image", f"use a Cloud TPU v5e machine type: {tpu_types}"
+            )
+        )
+    elif not catalog.known_machine_type(machine_type):
+        close = difflib.get_close_matches(machine_type, catalog.machine_types(), n=1)
+        found.append(
+            UserError(
+                "machine_type",
+                machine_type,
+                "is not a machine type Vertex AI serves predictions on",
+                f"did you mean {close[0]}?" if close else f"use one like {catalog.default_machine_types.get('cpu')}",
             )
         )
     elif config.accelerator == "gpu":

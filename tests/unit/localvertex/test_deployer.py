@@ -29,6 +29,12 @@ def test_tpu_v5e_cores_come_from_the_catalog(tmp_path):
     assert check(tmp_path, "ct5lp-hightpu-4t", replicas=2) == 8
 
 
+def test_an_unknown_machine_type_is_refused_as_vertex_refuses_it(tmp_path):
+    with pytest.raises(VertexError) as e:
+        check(tmp_path, "n1-bogus-7")
+    assert e.value.status == "INVALID_ARGUMENT" and 'Machine type "n1-bogus-7" is not supported' in str(e.value)
+
+
 @pytest.mark.parametrize(("machine_type", "accelerator"), [("ct5p-hightpu-4t", None), ("n1-standard-4", "TPU_V3")])
 def test_tpu_generations_vertex_does_not_serve_on_are_refused(tmp_path, machine_type, accelerator):
     with pytest.raises(VertexError) as e:

@@ -272,3 +272,15 @@ def test_model_dir_must_name_a_savedmodel(model_dir, needle):
 def test_a_gs_model_dir_is_left_to_convert_and_a_local_savedmodel_passes():
     validate(named(**CPU, model_dir="gs://my-bucket/models/digits"), CATALOG)
     validate(named(**CPU), CATALOG)
+
+
+@pytest.mark.parametrize(("machine_type", "fix"), [("n1-standrd-4", "did you mean n1-standard-4?"), ("n1-bogus-7", "")])
+def test_an_unknown_machine_type_is_refused_with_the_one_meant(machine_type, fix):
+    parameter, message = only(**CPU, machine_type=machine_type)
+    assert parameter == "machine_type" and "is not a machine type Vertex AI serves predictions on" in message
+    assert fix in message
+
+
+def test_known_families_and_sizes_pass():
+    for machine_type in ("n1-highmem-16", "e2-standard-8", "c3-standard-22"):
+        validate(named(**CPU, machine_type=machine_type), CATALOG)
