@@ -56,16 +56,7 @@ def model_output(train_op) -> str:
 
 def signature(train_op) -> inspect.Signature:
     """The trainer's parameters, the gate's, then the deploy pipeline's but what the gate supplies."""
-    deploy_parameters = [
-        inspect.Parameter(
-            name,
-            inspect.Parameter.KEYWORD_ONLY,
-            default=inspect.Parameter.empty if required else default,
-            annotation=kind,
-        )
-        for name, kind, default, required in DeployConfig.parameters()
-        if name not in FROM_GATE
-    ]
+    deploy_parameters = [p for name, p in deploy.signature().parameters.items() if name not in FROM_GATE]
     gate_parameters = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
         for name, kind, default in GATE_PARAMETERS
