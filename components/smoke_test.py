@@ -1,9 +1,9 @@
-"""Promotes the new model to its share of traffic, proves it answers like itself, fast enough, or takes it back out.
+"""Promotes the new model in steps, the canary share and then its target share, smoke-testing it at each.
 
-The deploy step left the new DeployedModel at 0%; this step gives it the share asked for, sends the sample
-instances through the endpoint to it, and compares its answers with the reference predictions within the
-tolerances and its p99 latency with the budget. On failure, or when the run is cancelled (SIGTERM), the previous
-traffic split is restored and the new DeployedModel undeployed in one call.
+The model already passed its trial on an endpoint of its own; the deploy step left it at 0% here. At each step
+the sample instances go through the endpoint, only the new model's answers count, and they are compared with the
+reference predictions within the tolerances and the p99 latency budget. On a failure, or when the run is
+cancelled (SIGTERM), the previous traffic split is restored and the new DeployedModel undeployed in one call.
 """
 
 import contextlib
@@ -56,6 +56,7 @@ class Findings:
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     problems: list = field(default_factory=list)
+    stage: str = ""
 
 
 def compare(reference: list, predictions: list, atol: float, rtol: float, min_top1: float) -> Findings:
@@ -102,7 +103,7 @@ def measure(endpoint, deployed_model_id: str | None, instances: list, requests: 
     """Predictions for all samples (the first request, timed), then `requests` single-instance latencies.
 
     Only answers from `deployed_model_id` count: a public endpoint routes by traffic split, so a canary's requests
-    are the ones it happened to get (None: every answer counts, as through a private endpoint's own URI).
+    are the ones it happened to get (None: every answer counts, as on an endpoint the model has to itself).
     """
 
     def call(batch: list):
@@ -121,41 +122,61 @@ def measure(endpoint, deployed_model_id: str | None, instances: list, requests: 
     return first.predictions, first_ms, latencies
 
 
-def smoke_test_deployment(
-    endpoint_name: str,
-    deployed_model_id: str,
-    previous_split: dict,
-    target_split: dict,
-    reference: dict,
-    atol: float,
-    rtol: float,
-    min_top1: float,
-    requests: int,
-    p99_budget_ms: float,
-) -> Findings:
+@dataclass(frozen=True)
+class Checks:
+    """The smoke test's tolerances and latency budget, as the pipeline parameters `smoke_*` give them."""
+
+    atol: float
+    rtol: float
+    min_top1: float
+    requests: int
+    p99_budget_ms: float
+
+
+def smoke(endpoint, only_from: str | None, reference: dict, checks: Checks, stage: str) -> Findings:
+    """The reference instances through `endpoint`, answers from `only_from` compared and timed."""
+    predictions, first_ms, latencies = measure(endpoint, only_from, reference["instances"], checks.requests)
+    found = compare(reference["predictions"], predictions, checks.atol, checks.rtol, checks.min_top1)
+    found.stage, found.first_request_ms = stage, first_ms
+    found.p50_ms, found.p99_ms = statistics.median(latencies), float(np.percentile(latencies, 99))
+    if checks.p99_budget_ms and found.p99_ms > checks.p99_budget_ms:
+        found.problems.append(
+            f"p99 latency {found.p99_ms:.1f} ms is over smoke_p99_latency_ms={checks.p99_budget_ms:g}"
+        )
+    return found
+
+
+def promote(
+    endpoint_name: str, deployed_model_id: str, previous_split: dict, steps: list[dict], reference: dict, checks: Checks
+) -> list[Findings]:
+    """Gives the new model each split of `steps` in turn and smoke-tests it at each; the first failure rolls back.
+
+    The model has passed its trial on an endpoint of its own; the canary step then shows it behaves the same
+    in place, on a small share of users, before it takes its full share.
+    """
     from vertex_serving.sdk import open_endpoint
 
     endpoint = open_endpoint(endpoint_name)
+    if endpoint.network:  # a private endpoint has no split: its URI reaches its one model
+        stages = [("its private endpoint", None)]
+    else:
+        stages = [(f"{s[deployed_model_id]}% of traffic", s) for s in steps if s.get(deployed_model_id)]
+    results: list[Findings] = []
     with cancellable():
         try:
-            if target_split and not endpoint.network:
-                endpoint.update(traffic_split=target_split)
-            predictions, first_ms, latencies = measure(
-                endpoint, None if endpoint.network else deployed_model_id, reference["instances"], requests
-            )
-            found = compare(reference["predictions"], predictions, atol, rtol, min_top1)
-            found.first_request_ms, found.p50_ms = first_ms, statistics.median(latencies)
-            found.p99_ms = float(np.percentile(latencies, 99))
-            if p99_budget_ms and found.p99_ms > p99_budget_ms:
-                found.problems.append(
-                    f"p99 latency {found.p99_ms:.1f} ms is over smoke_p99_latency_ms={p99_budget_ms:g}"
-                )
+            for stage, split in stages:
+                if split:
+                    endpoint.update(traffic_split=split)
+                only_from = None if endpoint.network else deployed_model_id
+                results.append(smoke(endpoint, only_from, reference, checks, stage))
+                if results[-1].problems:
+                    break
         except BaseException:
             rollback(endpoint, deployed_model_id, previous_split)
             raise
-        if found.problems:
+        if results and results[-1].problems:
             rollback(endpoint, deployed_model_id, previous_split)
-    return found
+    return results
 
 
 def rollback(endpoint, deployed_model_id: str, previous_split: dict) -> None:
@@ -164,6 +185,15 @@ def rollback(endpoint, deployed_model_id: str, previous_split: dict) -> None:
         endpoint.undeploy(deployed_model_id=deployed_model_id)
     else:
         endpoint.undeploy(deployed_model_id=deployed_model_id, traffic_split={**previous_split, deployed_model_id: 0})
+
+
+def make_default(model_name: str) -> None:
+    """The version that passed takes the `default` alias: `Model(name)` now means the model users are served."""
+    from google.cloud import aiplatform
+
+    name, _, version = model_name.partition("@")
+    if version:
+        aiplatform.models.ModelRegistry(name).add_version_aliases(["default"], version)
 
 
 def retire_zero_traffic(endpoint_name: str, model_name: str, keep: str) -> list[str]:
@@ -183,22 +213,23 @@ def retire_zero_traffic(endpoint_name: str, model_name: str, keep: str) -> list[
     return retired
 
 
-def report(findings: Findings, endpoint_name: str, deployed_model_id: str, model_name: str, tolerances: dict) -> str:
-    verdict = "failed: " + "; ".join(findings.problems) if findings.problems else "passed"
-    rows = [
-        ("model version", f"`{model_name}`"),
-        ("endpoint", f"`{endpoint_name}`"),
-        ("deployed model", deployed_model_id),
-        (
-            "max abs difference",
-            f"{findings.max_abs_diff:.3g} (atol {tolerances['atol']:g}, rtol {tolerances['rtol']:g})",
-        ),
-        ("top-1 agreement", "n/a" if findings.top1_agreement is None else f"{findings.top1_agreement:.1%}"),
-        ("first request", f"{findings.first_request_ms:.1f} ms"),
-        ("p50 / p99 latency", f"{findings.p50_ms:.1f} / {findings.p99_ms:.1f} ms"),
-    ]
-    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
-    return f"# Smoke test {verdict.split(':')[0]}\n\n{verdict}\n\n| check | result |\n|---|---|\n{table}\n"
+def report(stages: list[Findings], endpoint_name: str, deployed_model_id: str, model_name: str, checks: Checks) -> str:
+    """Markdown the Vertex AI UI renders: the verdict first, then one row per stage the model was tried at."""
+    failed = [f for f in stages if f.problems]
+    verdict = f"failed at {failed[0].stage}: " + "; ".join(failed[0].problems) if failed else "passed"
+    rows = "\n".join(
+        f"| {f.stage} | {'failed' if f.problems else 'passed'} | {f.max_abs_diff:.3g} | "
+        f"{'n/a' if f.top1_agreement is None else f'{f.top1_agreement:.1%}'} | {f.first_request_ms:.1f} ms | "
+        f"{f.p50_ms:.1f} / {f.p99_ms:.1f} ms |"
+        for f in stages
+    )
+    return (
+        f"# Smoke test {verdict.split(' ')[0].rstrip(':')}\n\n{verdict}\n\n"
+        f"Model version `{model_name}`, DeployedModel {deployed_model_id} on `{endpoint_name}`; tolerances: "
+        f"atol {checks.atol:g}, rtol {checks.rtol:g}, top-1 agreement at least {checks.min_top1:g}.\n\n"
+        "| stage | verdict | max abs difference | top-1 agreement | first request | p50 / p99 latency |\n"
+        f"|---|---|---|---|---|---|\n{rows}\n"
+    )
 
 
 @component(base_image=COMPONENT_IMAGE, install_kfp_package=False)  # the image carries kfp
@@ -210,6 +241,7 @@ def smoke_test(
     vertex_model: dsl.Input[VertexModel],
     deployed_model_id: str,
     previous_traffic_split: str,
+    canary_traffic_split: str,
     target_traffic_split: str,
     reference: dsl.Input[dsl.Dataset],
     smoke_atol: float,
@@ -224,44 +256,52 @@ def smoke_test(
     import json
     from pathlib import Path
 
-    from components.smoke_test import SmokeTestFailed, report, retire_zero_traffic, smoke_test_deployment
+    from components.smoke_test import (
+        Checks,
+        SmokeTestFailed,
+        make_default,
+        promote,
+        report,
+        retire_zero_traffic,
+    )
     from vertex_serving.sdk import init_vertex
 
     init_vertex(project, location, api_endpoint)
-    endpoint_name = vertex_endpoint.metadata["resourceName"]
-    found = smoke_test_deployment(
+    endpoint_name, model_name = vertex_endpoint.metadata["resourceName"], vertex_model.metadata["resourceName"]
+    checks = Checks(smoke_atol, smoke_rtol, smoke_min_top1_agreement, smoke_requests, smoke_p99_latency_ms)
+    steps = [s for s in (json.loads(canary_traffic_split), json.loads(target_traffic_split)) if s]
+    stages = promote(
         endpoint_name,
         deployed_model_id,
         json.loads(previous_traffic_split),
-        json.loads(target_traffic_split),
+        steps,
         json.loads(Path(reference.path).read_text()),
-        smoke_atol,
-        smoke_rtol,
-        smoke_min_top1_agreement,
-        smoke_requests,
-        smoke_p99_latency_ms,
+        checks,
     )
-    for name in ("max_abs_diff", "first_request_ms", "p50_ms", "p99_ms"):
-        metrics.log_metric(name, round(getattr(found, name), 4))
-    if found.top1_agreement is not None:
-        metrics.log_metric("top1_agreement", found.top1_agreement)
-    Path(smoke_report.path).write_text(
-        report(
-            found,
-            endpoint_name,
-            deployed_model_id,
-            vertex_model.metadata["resourceName"],
-            {"atol": smoke_atol, "rtol": smoke_rtol},
+    if not stages:  # traffic_percentage=0: the trial was its test, and it takes no traffic yet
+        Path(smoke_report.path).write_text(
+            f"# Smoke test passed\n\nDeployedModel {deployed_model_id} passed its trial and stays at 0% "
+            "(traffic_percentage=0): give it traffic with `Endpoint.update(traffic_split=...)`.\n"
         )
-    )
-    if found.problems:
+        print(f"smoke test: DeployedModel {deployed_model_id} stays at 0% (traffic_percentage=0)")
+        return
+    last = stages[-1]
+    for name in ("max_abs_diff", "first_request_ms", "p50_ms", "p99_ms"):
+        metrics.log_metric(name, round(getattr(last, name), 4))
+    if last.top1_agreement is not None:
+        metrics.log_metric("top1_agreement", last.top1_agreement)
+    metrics.log_metric("stages_passed", sum(not f.problems for f in stages))
+    Path(smoke_report.path).write_text(report(stages, endpoint_name, deployed_model_id, model_name, checks))
+    if last.problems:
         raise SmokeTestFailed(
-            f"smoke test failed for DeployedModel {deployed_model_id}: {'; '.join(found.problems)}; "
+            f"smoke test failed for DeployedModel {deployed_model_id} at {last.stage}: {'; '.join(last.problems)}; "
             "the previous traffic split is restored and the new DeployedModel undeployed"
         )
+    make_default(model_name)
     if undeploy_zero_traffic:
-        retired = retire_zero_traffic(endpoint_name, vertex_model.metadata["resourceName"], deployed_model_id)
+        retired = retire_zero_traffic(endpoint_name, model_name, deployed_model_id)
         print(f"smoke test: undeployed DeployedModels with no traffic: {retired or 'none'}")
     print(
-        f"smoke test passed: p50 {found.p50_ms:.1f} ms, p99 {found.p99_ms:.1f} ms, max abs diff {found.max_abs_diff:.3g}"
+        f"smoke test passed at {', '.join(f.stage for f in stages)}: p50 {last.p50_ms:.1f} ms, "
+        f"p99 {last.p99_ms:.1f} ms, max abs diff {last.max_abs_diff:.3g}; {model_name} is the default version"
     )

@@ -17,7 +17,10 @@ def run_label(run_name: str) -> str:
 def upload_version(
     display_name: str, artifact_uri: str, image_uri: str, container_args: list, run_name: str, description: str = ""
 ):
-    """Returns the uploaded model version; `parent_model` makes it a version of the existing model."""
+    """Returns the uploaded model version; `parent_model` makes it a version of the existing model.
+
+    A new version of an existing model is not its default until the smoke test has passed it (`make_default`).
+    """
     from google.cloud import aiplatform
 
     existing = aiplatform.Model.list(filter=f'display_name="{display_name}"', order_by="create_time")
@@ -27,6 +30,7 @@ def upload_version(
         serving_container_image_uri=image_uri,
         serving_container_args=list(container_args),
         parent_model=existing[0].resource_name if existing else None,
+        is_default_version=not existing,
         labels={"vsp-pipeline-run": run_label(run_name)},
         version_description=description or None,
         sync=True,

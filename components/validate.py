@@ -70,6 +70,7 @@ def validate_config(
     max_replica_count: int,
     endpoint_network: str,
     traffic_percentage: int,
+    canary_percentage: int,
     deploy_timeout_seconds: float,
     undeploy_zero_traffic: bool,
     sample_instances_uri: str,

@@ -14,7 +14,6 @@ from components import COMPONENT_IMAGE
 
 # XLA's auto-clustering compiles a cluster lazily, once it has run a few times with the same shapes: one replay per
 # batch size would leave the compilation to the first real request.
-WARMUP_REPEATS = 3
 
 
 def warm(model_dir: Path, target: Path, instances: list, batch_sizes: list[int]) -> int:
@@ -24,6 +23,7 @@ def warm(model_dir: Path, target: Path, instances: list, batch_sizes: list[int])
     from vertex_serving.errors import UserError
     from vertex_serving.options import RuntimeOptions
     from vertex_serving.tfserving.errors import ServingError
+    from vertex_serving.tfserving.layout import WARMUP_REPEATS
     from vertex_serving.tfserving.servable import Servable
     from vertex_serving.tfserving.tensors import parse_predict
     from vertex_serving.tfserving.warmup import warmup_records, write_warmup_file

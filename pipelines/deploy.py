@@ -1,7 +1,8 @@
 """The deploy pipeline: SavedModel -> warmed, smoke-tested model version taking traffic on a Vertex AI endpoint.
 
-validate -> convert -> warmup -> upload -> deploy -> smoke test, with the endpoint found or created once the
-model has passed warmup.
+validate -> convert -> warmup -> upload -> trial -> endpoint -> deploy -> smoke test: the new version is
+smoke-tested on an endpoint of its own before the production endpoint is even looked up, then promoted there in
+steps, smoke-tested at each.
 Every parameter of the optimized runtime is a pipeline parameter; `api_endpoint` (empty = Vertex AI) is the only
 thing that differs between a run on Vertex AI and a local run against localvertex.
 """
@@ -17,13 +18,14 @@ from components.convert import convert
 from components.deploy import deploy
 from components.endpoint import endpoint
 from components.smoke_test import smoke_test
+from components.trial import trial
 from components.upload import upload
 from components.validate import validate_config
 from components.warmup import warmup
 from vertex_serving.config import DeployConfig
 
 PIPELINE_NAME = "vertex-serving-deploy"
-STEPS = (validate_config, convert, warmup, upload, endpoint, deploy, smoke_test)
+STEPS = (validate_config, convert, warmup, upload, trial, endpoint, deploy, smoke_test)
 
 
 class Outputs(NamedTuple):
@@ -56,7 +58,7 @@ def on_image(step, image: str):
 
 def build(component_image: str = COMPONENT_IMAGE):
     """The deploy pipeline whose steps run in `component_image` on Vertex AI Pipelines."""
-    validate_config, convert, warmup, upload, endpoint, deploy, smoke_test = (
+    validate_config, convert, warmup, upload, trial, endpoint, deploy, smoke_test = (
         on_image(step, component_image) for step in STEPS
     )
     names = list(signature().parameters)
@@ -86,10 +88,29 @@ def build(component_image: str = COMPONENT_IMAGE):
             container_args=checked.outputs["container_args"],
             model=warmed.outputs["warmed_model"],
         ).set_display_name("upload")
-        # After the model is known to be good: a run that fails earlier creates no endpoint.
+        smoke = {
+            "reference": converted.outputs["reference"],
+            "smoke_atol": p["smoke_atol"],
+            "smoke_rtol": p["smoke_rtol"],
+            "smoke_min_top1_agreement": p["smoke_min_top1_agreement"],
+            "smoke_requests": p["smoke_requests"],
+            "smoke_p99_latency_ms": p["smoke_p99_latency_ms"],
+        }
+        tried = trial(
+            **where,
+            **smoke,
+            vertex_model=uploaded.outputs["vertex_model"],
+            endpoint_display_name=p["endpoint_display_name"],
+            endpoint_network=p["endpoint_network"],
+            machine_type=checked.outputs["machine_type"],
+            accelerator_type=p["accelerator_type"],
+            accelerator_count=p["accelerator_count"],
+            deploy_timeout_seconds=p["deploy_timeout_seconds"],
+        ).set_display_name("trial")
+        # After the model has passed its trial: a run that fails earlier creates no endpoint.
         found = (
             endpoint(**where, display_name=p["endpoint_display_name"], network=p["endpoint_network"])
-            .after(warmed)
+            .after(tried)
             .set_display_name("endpoint")
         )
         deployed = deploy(
@@ -102,21 +123,18 @@ def build(component_image: str = COMPONENT_IMAGE):
             min_replica_count=p["min_replica_count"],
             max_replica_count=p["max_replica_count"],
             traffic_percentage=p["traffic_percentage"],
+            canary_percentage=p["canary_percentage"],
             deploy_timeout_seconds=p["deploy_timeout_seconds"],
         ).set_display_name("deploy")
         smoked = smoke_test(
             **where,
+            **smoke,
             vertex_endpoint=found.outputs["vertex_endpoint"],
             vertex_model=uploaded.outputs["vertex_model"],
             deployed_model_id=deployed.outputs["deployed_model_id"],
             previous_traffic_split=deployed.outputs["previous_traffic_split"],
+            canary_traffic_split=deployed.outputs["canary_traffic_split"],
             target_traffic_split=deployed.outputs["target_traffic_split"],
-            reference=converted.outputs["reference"],
-            smoke_atol=p["smoke_atol"],
-            smoke_rtol=p["smoke_rtol"],
-            smoke_min_top1_agreement=p["smoke_min_top1_agreement"],
-            smoke_requests=p["smoke_requests"],
-            smoke_p99_latency_ms=p["smoke_p99_latency_ms"],
             undeploy_zero_traffic=p["undeploy_zero_traffic"],
         ).set_display_name("smoke-test")
         return Outputs(metrics=smoked.outputs["metrics"], report=smoked.outputs["smoke_report"])

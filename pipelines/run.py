@@ -427,7 +427,7 @@ def catalog_file(catalog: str, data_dir: Path) -> str | None:
     """A file localvertex can load for the run's catalog: the user's own, or its text kept under `data_dir`."""
     if not catalog:
         return None
-    if describe(catalog) != "TOML text" and not catalog.startswith("gs://"):
+    if not describe(catalog).startswith("TOML text") and not catalog.startswith("gs://"):
         return catalog
     text = read_source(catalog)
     path = data_dir / "catalogs" / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.toml"

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 TESTDATA = Path(__file__).resolve().parent / "testdata" / "tf-serving"  # TF Serving's own test models
+SAMPLES = TESTDATA.parent / "samples" / "half_plus_two.jsonl"  # instances for half_plus_two, one per line
 WEIGHTS = np.array([[1.0], [2.0], [3.0]], dtype=np.float32)
 
 

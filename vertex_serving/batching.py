@@ -12,7 +12,7 @@ from google.protobuf import text_format
 
 from vertex_serving.errors import UserError
 from vertex_serving.protos import BatchingParameters
-from vertex_serving.tfserving.layout import BATCHING_CONFIG
+from vertex_serving.tfserving.layout import BATCHING_CONFIG, MAX_WARMUP_RECORDS, WARMUP_REPEATS
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,20 @@ class Batching:
             if any(s < 1 for s in sizes) or sizes != sorted(set(sizes)):
                 found.append(
                     UserError(
-                        "allowed_batch_sizes", sizes, "must be positive and strictly increasing", "e.g. [1, 8, 32]"
+                        "allowed_batch_sizes",
+                        sizes,
+                        "must be positive and strictly increasing",
+                        "list each size once, smallest first, e.g. [1, 8, 32]",
+                    )
+                )
+            elif len(sizes) * WARMUP_REPEATS > MAX_WARMUP_RECORDS:
+                found.append(
+                    UserError(
+                        "allowed_batch_sizes",
+                        sizes,
+                        f"are {len(sizes)} sizes, warmed {WARMUP_REPEATS} times each: more than the "
+                        f"{MAX_WARMUP_RECORDS} warmup records TF Serving replays",
+                        f"allow at most {MAX_WARMUP_RECORDS // WARMUP_REPEATS} batch sizes, e.g. powers of two",
                     )
                 )
             elif sizes[-1] != self.max_batch_size:

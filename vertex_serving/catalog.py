@@ -72,6 +72,7 @@ class Catalog:
     gpu_families: Mapping[str, tuple[str, ...]]
     gpu_unsupported_by_optimized: Mapping[str, str]
     machine_families: Mapping[str, tuple[str, ...]] = dataclasses_field(default_factory=dict)
+    locations: tuple[str, ...] = ()
     extend_hint: str = EXTEND_WITH_FLAG
 
     def machine_types(self) -> list[str]:
@@ -208,8 +209,12 @@ def load_catalog(*overrides: str | Path, extend_hint: str = EXTEND_WITH_FLAG) ->
 
 
 def describe(source: str | Path) -> str:
-    """A catalog source as an error message names it: its path or URI, or "TOML text"."""
-    return "TOML text" if _is_text(str(source)) else str(source)
+    """A catalog source as an error message names it: its path or URI, or the start of its TOML text."""
+    text = str(source)
+    if not _is_text(text):
+        return text
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"TOML text {first[:40]!r}" + ("..." if len(text.strip()) > len(first[:40]) else "")
 
 
 def read_source(source: str | Path) -> str:
@@ -244,7 +249,7 @@ def _parse(text: str, source: str) -> dict:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
-        raise UserError("catalog", source, f"is not valid TOML ({e})", "fix the TOML") from None
+        raise UserError("catalog", source, f"is not valid TOML ({e})", "fix the TOML there") from None
 
 
 def _merge(base: dict, extra: Mapping) -> None:
@@ -259,12 +264,12 @@ def _build(data: Mapping, source: str, extend_hint: str) -> Catalog:
     def bad(key: str, problem: str, fix: str) -> UserError:
         return UserError("catalog", source, f"{problem} at {key}", fix)
 
-    unknown = set(data) - {"prebuilt", "machine_types", *RUNTIMES}
+    unknown = set(data) - {"prebuilt", "machine_types", "locations", *RUNTIMES}
     if unknown:
         raise bad(
             "the top level",
             f"has unknown tables {sorted(unknown)}",
-            f"use only {sorted(RUNTIMES)}, prebuilt, machine_types",
+            f"use only {sorted(RUNTIMES)}, prebuilt, machine_types, locations",
         )
     images = []
     for runtime in RUNTIMES:
@@ -304,6 +309,7 @@ def _build(data: Mapping, source: str, extend_hint: str) -> Catalog:
         gpu_families={k: tuple(v) for k, v in machines.get("gpu", {}).items()},
         gpu_unsupported_by_optimized=dict(machines.get("gpu_unsupported_by_optimized", {})),
         machine_families={k: tuple(str(s) for s in v) for k, v in machines.get("families", {}).items()},
+        locations=tuple(data.get("locations", {}).get("vertex_ai", ())),
         extend_hint=extend_hint,
     )
 

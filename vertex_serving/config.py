@@ -62,6 +62,7 @@ class DeployConfig:
     endpoint_display_name: str = dataclasses.field(default="", metadata=REQUIRED)
     endpoint_network: str = ""
     traffic_percentage: int = 100
+    canary_percentage: int = 10  # the share of the smoke-tested step before traffic_percentage; 0: no canary step
     deploy_timeout_seconds: float = 1800.0
     undeploy_zero_traffic: bool = False  # after a passed smoke test, retire this model's versions left with 0%
     # The smoke test that decides whether the new model keeps its traffic.
@@ -203,13 +204,12 @@ def _coerce(key: str, value: object, hint: object) -> object:
         if isinstance(value, dt.date):
             return value.isoformat()
         if isinstance(value, float | int) and not isinstance(value, bool):
-            meant = f'"{value}" (or "{value}0" if you wrote {value}0)' if isinstance(value, float) else f'"{value}"'
-            raise UserError(
-                key,
-                value,
-                "is a number, and numbers lose trailing zeros (2.10 reads as 2.1)",
-                f"quote it: {key}: {meant}",
-            )
+            if isinstance(value, float):  # YAML has already turned 2.10 into 2.1: say so, and what was meant
+                problem = "is a number, not text, and numbers lose trailing zeros (2.10 reads as 2.1)"
+                meant = f'"{value}" (or "{value}0" if you wrote {value}0)'
+            else:
+                problem, meant = "is a number, not text", f'"{value}"'
+            raise UserError(key, value, problem, f"quote it: {key}: {meant}")
         if isinstance(value, str):
             return value
     if bool in allowed and isinstance(value, bool):

@@ -8,7 +8,13 @@ class UserError(ValueError):
 
     def __init__(self, parameter: str, value: object, problem: str, fix: str) -> None:
         self.parameter, self.value, self.problem, self.fix = parameter, value, problem, fix
-        super().__init__(f"{parameter}={value!r} {problem}: {fix}")
+        super().__init__(f"{parameter}={_shown(value)} {problem}: {fix}")
+
+
+def _shown(value: object, limit: int = 160) -> str:
+    """The value as written in Python, cut short so that the line stays one readable line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 class InvalidConfig(ValueError):

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from vertex_serving.batching import Batching
-from vertex_serving.catalog import Catalog, Image, Resolved
+from vertex_serving.catalog import ACCELERATORS, RUNTIMES, Catalog, Image, Resolved
 from vertex_serving.config import DeployConfig
 from vertex_serving.errors import InvalidConfig, UserError
 from vertex_serving.options import RuntimeOptions, options_for_tpu_mode
@@ -22,7 +22,8 @@ from vertex_serving.options import RuntimeOptions, options_for_tpu_mode
 EXPLANATION_METHODS = ("sampled_shapley", "integrated_gradients", "xrai")
 _NETWORK = re.compile(r"projects/[^/]+/global/networks/[^/]+")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")  # Cloud Storage bucket names
-_LOCATION = re.compile(r"[a-z]+(?:-[a-z]+)+[0-9]+")  # us-central1, europe-west4, northamerica-northeast1
+# Project IDs: 6 to 30 lowercase letters, digits and hyphens, a letter first; a domain may prefix it (example.com:id).
+_PROJECT = re.compile(r"(?:[a-z0-9.-]+:)?[a-z][a-z0-9-]{4,28}[a-z0-9]|[0-9]+")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +42,9 @@ class Plan:
 
 def validate(config: DeployConfig, catalog: Catalog) -> Plan:
     """Runs every rule; raises InvalidConfig listing each problem, else returns what will be deployed."""
-    errors = [problem for rule in RULES for problem in rule(config, catalog)]
+    errors = choice_rule(config, catalog)
+    # An unknown accelerator or runtime is named once, not again by every rule that reads it.
+    errors += [problem for rule in RULES if not (errors and rule in _READ_CHOICES) for problem in rule(config, catalog)]
     if errors:
         raise InvalidConfig(errors)
     resolved = _attempt(_resolve_image, config, catalog)
@@ -84,6 +87,65 @@ def _problems(step, *args) -> list[UserError]:
 # The rules ---------------------------------------------------------------------------------------------------
 
 
+def choice_rule(config: DeployConfig, catalog: Catalog) -> list[UserError]:
+    """`accelerator` and `runtime` choose the image, the machine and the flags: checked before the rules that read them."""
+    found = []
+    for name, allowed in (("accelerator", ACCELERATORS), ("runtime", RUNTIMES)):
+        value = getattr(config, name)
+        if value not in allowed:
+            close = difflib.get_close_matches(value.strip().lower(), allowed, n=1)
+            fix = f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(allowed)}"
+            found.append(UserError(name, value, f"is not one of {', '.join(allowed)}", fix))
+    return found
+
+
+def place_rule(config: DeployConfig, catalog: Catalog) -> list[UserError]:
+    """The project, the region and the files named for the run exist in the form Google Cloud accepts."""
+    found = []
+    if config.project and not _PROJECT.fullmatch(config.project):  # unset, `vsp run --project` may give it
+        found.append(
+            UserError(
+                "project",
+                config.project,
+                "is not a Google Cloud project ID (6 to 30 lowercase letters, digits or hyphens, a letter first)",
+                "use the ID `gcloud projects list` shows, not the project's display name",
+            )
+        )
+    if catalog.locations and config.location not in catalog.locations:
+        close = difflib.get_close_matches(config.location, catalog.locations, n=1)
+        found.append(
+            UserError(
+                "location",
+                config.location,
+                "is not a region where Vertex AI serves predictions",
+                f"did you mean {close[0]}?" if close else "use one like us-central1 or europe-west4",
+            )
+        )
+    if config.staging_bucket:
+        bucket = config.staging_bucket.removeprefix("gs://").split("/")[0]
+        if not config.staging_bucket.startswith("gs://") or not _BUCKET.fullmatch(bucket):
+            found.append(
+                UserError("staging_bucket", config.staging_bucket, "is not a Cloud Storage URI", "write gs://BUCKET")
+            )
+    found += _samples_problems(config.sample_instances_uri)
+    return found
+
+
+def _samples_problems(uri: str) -> list[UserError]:
+    """The samples the smoke test replays: a gs:// object (read by convert) or a local file checked here."""
+    fix = "give a JSON Lines file of instances: gs://BUCKET/samples.jsonl, or a local path"
+    if not uri.strip():
+        return [UserError("sample_instances_uri", uri, "is empty, so the smoke test has nothing to send", fix)]
+    if uri.startswith("gs:") or "://" in uri:
+        bucket, _, path = uri.removeprefix("gs://").partition("/")
+        if not uri.startswith("gs://") or not _BUCKET.fullmatch(bucket) or not path.strip("/"):
+            return [UserError("sample_instances_uri", uri, "is not a gs://BUCKET/PATH URI of a file", fix)]
+        return []
+    if not Path(uri).expanduser().is_file():
+        return [UserError("sample_instances_uri", uri, "is not a file on this machine", fix)]
+    return []
+
+
 def date_rule(config: DeployConfig, catalog: Catalog) -> list[UserError]:
     return _problems(_as_of, config)
 
@@ -107,6 +169,7 @@ def machine_rule(config: DeployConfig, catalog: Catalog) -> list[UserError]:
                 f"use {tpu_types}",
             )
         )
+        return found
     if config.accelerator_type in catalog.tpu_accelerators_not_served:
         found.append(
             UserError(
@@ -224,7 +287,8 @@ def model_rule(config: DeployConfig, catalog: Catalog) -> list[UserError]:
     return []
 
 
-RULES = (date_rule, image_rule, machine_rule, runtime_rule, batching_rule, deploy_rule, model_rule)
+RULES = (place_rule, date_rule, image_rule, machine_rule, runtime_rule, batching_rule, deploy_rule, model_rule)
+_READ_CHOICES = (image_rule, machine_rule, runtime_rule)
 
 
 # What the rules share ----------------------------------------------------------------------------------------
@@ -437,7 +501,8 @@ def _batching(config: DeployConfig) -> Batching | None:
             )
         return None
     sizes = config.allowed_batch_sizes
-    batching = Batching(config.max_batch_size or sizes[-1], sizes, config.batch_timeout_micros)
+    # Unset, the largest allowed size is the maximum; a bad size is named once, for allowed_batch_sizes.
+    batching = Batching(config.max_batch_size or max(sizes[-1], 1), sizes, config.batch_timeout_micros)
     if problems := batching.problems():
         raise InvalidConfig(problems)
     return batching
@@ -460,6 +525,19 @@ def _deploy_problems(config: DeployConfig) -> list[UserError]:
         )
     if not 0 <= config.traffic_percentage <= 100:
         found.append(UserError("traffic_percentage", config.traffic_percentage, "is not a percentage", "use 0 to 100"))
+    if not 0 <= config.canary_percentage <= 100:
+        found.append(
+            UserError("canary_percentage", config.canary_percentage, "is not a percentage", "use 0 (no canary) to 99")
+        )
+    elif 0 < config.traffic_percentage <= config.canary_percentage:
+        found.append(
+            UserError(
+                "canary_percentage",
+                config.canary_percentage,
+                f"is not below traffic_percentage={config.traffic_percentage}, so there is no step to take after it",
+                f"set canary_percentage below {config.traffic_percentage}, or 0 for no canary step",
+            )
+        )
     if config.endpoint_network and not _NETWORK.fullmatch(config.endpoint_network):
         found.append(
             UserError(
@@ -467,15 +545,6 @@ def _deploy_problems(config: DeployConfig) -> list[UserError]:
                 config.endpoint_network,
                 "is not a VPC network name",
                 "write projects/PROJECT_NUMBER/global/networks/NETWORK",
-            )
-        )
-    if not _LOCATION.fullmatch(config.location):
-        found.append(
-            UserError(
-                "location",
-                config.location,
-                "is not a Google Cloud region",
-                "write one like us-central1 or europe-west4",
             )
         )
     if config.api_endpoint and not config.api_endpoint.startswith(("http://", "https://")):
@@ -486,10 +555,6 @@ def _deploy_problems(config: DeployConfig) -> list[UserError]:
                 "has no scheme",
                 f"write https://{config.api_endpoint} (or http:// for localvertex), or leave it empty for Vertex AI",
             )
-        )
-    if config.staging_bucket and not config.staging_bucket.startswith("gs://"):
-        found.append(
-            UserError("staging_bucket", config.staging_bucket, "is not a Cloud Storage URI", "write gs://BUCKET")
         )
     for name in ("model_display_name", "endpoint_display_name"):
         if not getattr(config, name).strip():

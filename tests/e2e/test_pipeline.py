@@ -99,13 +99,14 @@ def test_two_submitted_runs_make_one_endpoint_two_versions_and_the_asked_split(e
         job = submit(template, arguments(emulator, **values))
         job.wait()
         assert {t.task_name: t.state.name for t in job.task_details[1:]} == dict.fromkeys(
-            ("validate-config", "convert", "warmup", "upload", "endpoint", "deploy", "smoke-test"), "SUCCEEDED"
+            ("validate-config", "convert", "warmup", "upload", "trial", "endpoint", "deploy", "smoke-test"), "SUCCEEDED"
         )
     endpoints = aiplatform.Endpoint.list(filter='display_name="e2e-endpoint"')
     assert len(endpoints) == 1
     model = aiplatform.Model.list(filter='display_name="e2e-digits"')[0]
     versions = aiplatform.models.ModelRegistry(model.resource_name).list_versions()
     assert sorted(v.version_id for v in versions) == ["1", "2"]
+    assert aiplatform.Model(model.resource_name).version_id == "2"  # default once it passed, not at upload
     endpoint = find_endpoint("e2e-endpoint")
     by_version = {d.model_version_id: d.id for d in endpoint.list_models()}
     assert endpoint.traffic_split == {by_version["1"]: 70, by_version["2"]: 30}
@@ -114,22 +115,28 @@ def test_two_submitted_runs_make_one_endpoint_two_versions_and_the_asked_split(e
     assert metrics["top1_agreement"] == 1.0 and metrics["p99_ms"] >= metrics["p50_ms"] > 0
     report = download(smoke.outputs["smoke_report"].artifacts[0].uri)
     assert report.startswith("# Smoke test passed") and "p50 / p99 latency" in report
+    # Promoted in steps: the canary share (10% by default), then the 30% asked for, smoke-tested at each.
+    assert "| 10% of traffic | passed |" in report and "| 30% of traffic | passed |" in report
+    assert aiplatform.Endpoint.list(filter='display_name="trial-e2e-endpoint"') == []  # the trial endpoints are gone
 
 
-def test_a_model_that_disagrees_is_rolled_back_while_predictions_keep_succeeding(emulator, digits, template, tmp_path):
+def test_a_model_that_fails_its_trial_never_answers_a_user_and_leaves_nothing_behind(
+    emulator, digits, template, tmp_path
+):
     model, samples = digits
     values = base_values(model, samples, endpoint_display_name="e2e-rollback", model_display_name="e2e-rollback")
     submit(template, arguments(emulator, **values)).wait()
     endpoint = find_endpoint("e2e-rollback")
     before = dict(endpoint.traffic_split)
+    registered = aiplatform.Model.list(filter='display_name="e2e-rollback"')[0].resource_name
     noisy = _noisy_model(tmp_path / "noisy")
-    failures, stop = [], threading.Event()
+    answered_by, failures, stop = [], [], threading.Event()
 
     def keep_predicting():
         row = json.loads(samples.read_text().splitlines()[0])
         while not stop.is_set():
             try:
-                endpoint.predict(instances=[row])
+                answered_by.append(endpoint.predict(instances=[row]).deployed_model_id)
             except Exception as e:  # any failure here is a failed prediction a user would see
                 failures.append(e)
 
@@ -142,10 +149,13 @@ def test_a_model_that_disagrees_is_rolled_back_while_predictions_keep_succeeding
     finally:
         stop.set()
         watcher.join()
-    assert "The failed tasks are: [smoke-test]" in str(e.value) and "SmokeTestFailed" in str(e.value)
+    assert "The failed tasks are: [trial]" in str(e.value) and "SmokeTestFailed" in str(e.value)
     endpoint = find_endpoint("e2e-rollback")
     assert endpoint.traffic_split == before and [d.id for d in endpoint.list_models()] == list(before)
-    assert failures == []
+    assert failures == [] and answered_by and set(answered_by) == set(before)  # only the model that passed answered
+    versions = aiplatform.models.ModelRegistry(registered).list_versions()
+    assert [v.version_id for v in versions] == ["1"]  # the failed version is deleted
+    assert aiplatform.Endpoint.list(filter='display_name="trial-e2e-rollback"') == []
 
 
 def test_cancel_during_the_deploy_leaves_no_new_model_taking_traffic(emulator, digits, template):

@@ -1,4 +1,4 @@
-"""The upload, endpoint, deploy and smoke-test shells, called through `.python_func` against a real localvertex."""
+"""The upload, trial, endpoint, deploy and smoke-test shells, called through `.python_func` against a real localvertex."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from components.convert import prepare, reference_predictions
 from components.deploy import deploy
 from components.endpoint import endpoint
 from components.smoke_test import smoke_test
+from components.trial import trial
 from components.upload import upload
 from tests.integration.localvertex_fixtures import CPU_IMAGE, LOCATION, PROJECT
 from tests.models import TESTDATA
@@ -41,6 +42,33 @@ def test_the_shells_take_a_model_to_a_smoke_tested_endpoint(emulator, tmp_path):
     uploaded = aiplatform.Model(vertex_model.metadata["resourceName"])
     assert uploaded.labels == {"vsp-pipeline-run": "shell-run"}
 
+    smoke = {
+        "reference": reference,
+        "smoke_atol": 1e-4,
+        "smoke_rtol": 1e-3,
+        "smoke_min_top1_agreement": 0.99,
+        "smoke_requests": 5,
+        "smoke_p99_latency_ms": 0.0,
+    }
+    trial_report = dsl.Markdown(uri=str(tmp_path / "trial.md"))
+    trial.python_func(
+        **where,
+        **smoke,
+        vertex_model=vertex_model,
+        endpoint_display_name="shells-endpoint",
+        endpoint_network="",
+        machine_type="n1-standard-4",
+        accelerator_type="",
+        accelerator_count=0,
+        deploy_timeout_seconds=300.0,
+        gcp_resources=str(tmp_path / "trial_resources"),
+        trial_report=trial_report,
+        run_name="shell-run",
+    )
+    assert Path(trial_report.path).read_text().startswith("# Smoke test passed")
+    assert aiplatform.Endpoint.list(filter='display_name="trial-shells-endpoint"') == []  # gone once tried
+    assert aiplatform.Model(vertex_model.metadata["resourceName"]).version_id == "1"  # a passed version is kept
+
     vertex_endpoint = VertexEndpoint(name="vertex_endpoint", uri="", metadata={})
     endpoint.python_func(**where, display_name="shells-endpoint", network="", vertex_endpoint=vertex_endpoint)
     again = VertexEndpoint(name="vertex_endpoint", uri="", metadata={})
@@ -58,6 +86,7 @@ def test_the_shells_take_a_model_to_a_smoke_tested_endpoint(emulator, tmp_path):
         min_replica_count=1,
         max_replica_count=1,
         traffic_percentage=100,
+        canary_percentage=10,
         deploy_timeout_seconds=300.0,
         gcp_resources=str(resources),
     )
@@ -66,21 +95,18 @@ def test_the_shells_take_a_model_to_a_smoke_tested_endpoint(emulator, tmp_path):
         aiplatform.Endpoint(vertex_endpoint.metadata["resourceName"]).traffic_split == {}
     )  # no traffic until promoted
     assert json.loads(deployed.target_traffic_split) == {deployed.deployed_model_id: 100}
+    assert json.loads(deployed.canary_traffic_split) == {}  # the first model of an endpoint takes it all at once
 
     metrics, report = dsl.Metrics(uri=str(tmp_path / "metrics")), dsl.Markdown(uri=str(tmp_path / "report.md"))
     smoke_test.python_func(
         **where,
+        **smoke,
         vertex_endpoint=vertex_endpoint,
         vertex_model=vertex_model,
         deployed_model_id=deployed.deployed_model_id,
         previous_traffic_split=deployed.previous_traffic_split,
+        canary_traffic_split=deployed.canary_traffic_split,
         target_traffic_split=deployed.target_traffic_split,
-        reference=reference,
-        smoke_atol=1e-4,
-        smoke_rtol=1e-3,
-        smoke_min_top1_agreement=0.99,
-        smoke_requests=5,
-        smoke_p99_latency_ms=0.0,
         undeploy_zero_traffic=False,
         metrics=metrics,
         smoke_report=report,

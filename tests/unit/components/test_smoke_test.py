@@ -1,6 +1,6 @@
 """The smoke test's verdict on the new model's answers against its reference predictions."""
 
-from components.smoke_test import compare, report
+from components.smoke_test import Checks, compare, report
 
 
 def test_answers_within_tolerance_pass_with_their_top1_agreement():
@@ -25,9 +25,21 @@ def test_a_missing_prediction_is_a_problem():
     assert compare([1.0, 2.0], [1.0], 0, 0, 1).problems == ["1 predictions for 2 instances"]
 
 
-def test_the_report_is_markdown_with_the_verdict_first():
-    found = compare([1.0], [1.0], 0, 0, 1)
+CHECKS = Checks(atol=0, rtol=0, min_top1=1, requests=5, p99_budget_ms=0)
+
+
+def test_the_report_is_markdown_with_the_verdict_first_and_a_row_per_stage():
+    canary, target = compare([1.0], [1.0], 0, 0, 1), compare([1.0], [1.0], 0, 0, 1)
+    canary.stage, target.stage = "10% of traffic", "100% of traffic"
     text = report(
-        found, "projects/p/locations/l/endpoints/1", "7", "projects/p/locations/l/models/2@1", {"atol": 0, "rtol": 0}
+        [canary, target], "projects/p/locations/l/endpoints/1", "7", "projects/p/locations/l/models/2@1", CHECKS
     )
-    assert text.startswith("# Smoke test passed") and "| deployed model | 7 |" in text
+    assert text.startswith("# Smoke test passed") and "DeployedModel 7" in text
+    assert "| 10% of traffic | passed |" in text and "| 100% of traffic | passed |" in text
+
+
+def test_the_report_names_the_stage_that_failed_and_why():
+    canary = compare([1.0], [3.0], 0, 0, 1)
+    canary.stage = "10% of traffic"
+    text = report([canary], "e", "7", "m", CHECKS)
+    assert text.startswith("# Smoke test failed") and "failed at 10% of traffic: output 'predictions' differs" in text

@@ -6,7 +6,7 @@ import inspect
 import pytest
 
 from components.validate import resolve, validate_config
-from tests.models import TESTDATA
+from tests.models import SAMPLES, TESTDATA
 from vertex_serving.config import DeployConfig
 from vertex_serving.errors import InvalidConfig
 
@@ -21,8 +21,9 @@ cpu = "us-docker.pkg.dev/vertex-ai-restricted/prediction/tf_opt-cpu.2-17:latest"
 def parameters(**changes) -> dict:
     """Every pipeline parameter, as a run passes them to the step."""
     base = DeployConfig(
-        project="p",
+        project="my-project",
         model_dir=str(TESTDATA / "saved_model_half_plus_two_cpu" / "00000123"),
+        sample_instances_uri=str(SAMPLES),
         model_display_name="m",
         endpoint_display_name="e",
         container_version="nightly",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.cli import main
-from tests.models import TESTDATA
+from tests.models import SAMPLES, TESTDATA
 
 MODEL_DIR = str(TESTDATA / "saved_model_half_plus_two_cpu" / "00000123")
 
@@ -75,7 +75,7 @@ def test_images_json_for_ci(capsys):
 def test_validate_prints_image_args_and_machine_spec(capsys, tmp_path):
     config = tmp_path / "deploy.yaml"
     config.write_text(
-        f"model_dir: {MODEL_DIR}\nmodel_display_name: m\nendpoint_display_name: e\n"
+        f"model_dir: {MODEL_DIR}\nsample_instances_uri: {SAMPLES}\nmodel_display_name: m\nendpoint_display_name: e\n"
         "accelerator: tpu\ncontainer_version: nightly\nmachine_type: ct5lp-hightpu-4t\n"
         "tpu_mode: preconverted\nallowed_batch_sizes: [4, 16]\n"
     )
@@ -89,7 +89,7 @@ def test_validate_prints_image_args_and_machine_spec(capsys, tmp_path):
 def test_validate_prints_every_problem_on_its_own_line_and_exits_2(capsys, tmp_path):
     config = tmp_path / "deploy.toml"
     config.write_text(
-        f'model_dir = "{MODEL_DIR}"\nmodel_display_name = "m"\nendpoint_display_name = "e"\n'
+        f'model_dir = "{MODEL_DIR}"\nsample_instances_uri = "{SAMPLES}"\nmodel_display_name = "m"\nendpoint_display_name = "e"\n'
         'accelerator = "gpu"\ncontainer_version = "nightly"\nmachine_type = "ct5lp-hightpu-1t"\naccelerator_count = 1\n'
     )
     code, out, err = run(capsys, "validate", str(config))
@@ -106,7 +106,7 @@ def test_validate_prints_every_problem_on_its_own_line_and_exits_2(capsys, tmp_p
 def test_validate_json_for_ci(capsys, tmp_path):
     config = tmp_path / "deploy.yaml"
     config.write_text(
-        f"model_dir: {MODEL_DIR}\nmodel_display_name: m\nendpoint_display_name: e\naccelerator: cpu\n"
+        f"model_dir: {MODEL_DIR}\nsample_instances_uri: {SAMPLES}\nmodel_display_name: m\nendpoint_display_name: e\naccelerator: cpu\n"
         "container_version: nightly\nallow_precompilation: true\n"
     )
     code, out, _ = run(capsys, "validate", "--json", str(config))
@@ -122,14 +122,14 @@ def test_validate_takes_a_user_catalog_from_the_flag_or_the_config(capsys, tmp_p
     (tmp_path / "c.toml").write_text(USER_CATALOG)
     config = tmp_path / "deploy.yaml"
     config.write_text(
-        f'model_dir: {MODEL_DIR}\nmodel_display_name: m\nendpoint_display_name: e\naccelerator: cpu\ncontainer_version: "2.17"\n'
+        f'model_dir: {MODEL_DIR}\nsample_instances_uri: {SAMPLES}\nmodel_display_name: m\nendpoint_display_name: e\naccelerator: cpu\ncontainer_version: "2.17"\n'
     )
     code, _, err = run(capsys, "validate", str(config))
     assert code == 2 and "add it with --catalog FILE" in err
     code, out, _ = run(capsys, "validate", str(config), "--catalog", str(tmp_path / "c.toml"))
     assert code == 0 and "example.com/tf_opt-cpu.2-17:latest" in out
     config.write_text(
-        f'model_dir: {MODEL_DIR}\nmodel_display_name: m\nendpoint_display_name: e\ncontainer_version: "2.17"\n'
+        f'model_dir: {MODEL_DIR}\nsample_instances_uri: {SAMPLES}\nmodel_display_name: m\nendpoint_display_name: e\ncontainer_version: "2.17"\n'
         f"catalog: {tmp_path / 'c.toml'}\n"
     )
     code, out, _ = run(capsys, "validate", str(config))
@@ -157,7 +157,7 @@ def test_the_installed_vsp_command_exits_2_on_a_bad_config(tmp_path):
     vsp = shutil.which("vsp", path=str(Path(sys.executable).parent))
     config = tmp_path / "deploy.yaml"
     config.write_text(
-        f"model_dir: {MODEL_DIR}\nmodel_display_name: m\nendpoint_display_name: e\naccelerator: tpu\ncontainer_version: '2.14'\n"
+        f"model_dir: {MODEL_DIR}\nsample_instances_uri: {SAMPLES}\nmodel_display_name: m\nendpoint_display_name: e\naccelerator: tpu\ncontainer_version: '2.14'\n"
     )
     done = subprocess.run([vsp, "validate", str(config)], capture_output=True, text=True)
     assert done.returncode == 2

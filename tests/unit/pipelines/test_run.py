@@ -43,7 +43,12 @@ def test_catalog_text_is_kept_as_a_file_localvertex_can_load(tmp_path):
 def _config(tmp_path, **values) -> Path:
     import yaml
 
-    base = {"model_display_name": "m", "endpoint_display_name": "e", "container_version": "nightly"}
+    base = {
+        "model_display_name": "m",
+        "endpoint_display_name": "e",
+        "container_version": "nightly",
+        "sample_instances_uri": "gs://my-bucket/samples.jsonl",
+    }
     path = tmp_path / "deploy.yaml"
     path.write_text(yaml.safe_dump(base | values))
     return path

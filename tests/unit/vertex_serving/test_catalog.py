@@ -170,7 +170,7 @@ def test_a_catalog_can_be_toml_text(catalog):
     assert extended.resolve_image("2.17", "cpu", as_of=TODAY).image.uri == "example.com/tf_opt-cpu.2-17:latest"
     with pytest.raises(UserError) as e:
         load_catalog("[optimized\n")
-    assert e.value.value == "TOML text"
+    assert e.value.value.startswith("TOML text")
 
 
 def test_machine_facts_come_from_the_catalog(catalog):

@@ -20,11 +20,13 @@ GPU = {
 }
 CPU = {"accelerator": "cpu", "container_version": "nightly"}
 MODEL_DIR = str(TESTDATA / "saved_model_half_plus_two_cpu" / "00000123")
+SAMPLES = str(TESTDATA.parent / "samples" / "half_plus_two.jsonl")  # tests.models.SAMPLES
 
 
 def named(**values) -> DeployConfig:
-    """A configuration with what every run needs (a model, display names), plus `values`."""
-    return DeployConfig(**{"model_dir": MODEL_DIR, "model_display_name": "m", "endpoint_display_name": "e", **values})
+    """A configuration with what every run needs (a model, samples, display names), plus `values`."""
+    needed = {"model_dir": MODEL_DIR, "sample_instances_uri": SAMPLES, "model_display_name": "m"}
+    return DeployConfig(**{**needed, "endpoint_display_name": "e", **values})
 
 
 def problems(**values) -> list:
@@ -205,6 +207,9 @@ def test_batching_is_checked_with_tf_serving_rules():
         ({"min_replica_count": 0}, "min_replica_count"),
         ({"min_replica_count": 2, "max_replica_count": 1}, "max_replica_count"),
         ({"traffic_percentage": 120}, "traffic_percentage"),
+        ({"canary_percentage": -1}, "canary_percentage"),
+        ({"traffic_percentage": 5}, "canary_percentage"),  # the default canary step (10%) would overshoot it
+        ({"traffic_percentage": 30, "canary_percentage": 30}, "canary_percentage"),
         ({"endpoint_network": "default"}, "endpoint_network"),
         ({"staging_bucket": "my-bucket"}, "staging_bucket"),
         ({"smoke_min_top1_agreement": 1.5}, "smoke_min_top1_agreement"),
@@ -284,3 +289,12 @@ def test_an_unknown_machine_type_is_refused_with_the_one_meant(machine_type, fix
 def test_known_families_and_sizes_pass():
     for machine_type in ("n1-highmem-16", "e2-standard-8", "c3-standard-22"):
         validate(named(**CPU, machine_type=machine_type), CATALOG)
+
+
+def test_a_canary_step_below_the_target_or_none_at_all_is_accepted():
+    for values in (
+        {"traffic_percentage": 30, "canary_percentage": 29},
+        {"traffic_percentage": 5, "canary_percentage": 0},
+    ):
+        assert validate(named(**CPU, **values), CATALOG).config.canary_percentage == values["canary_percentage"]
+    assert validate(named(**CPU, traffic_percentage=0), CATALOG)  # at 0% there is nothing to step through
