@@ -354,6 +354,7 @@ def follow(job, target: Target, progress: Progress, stream: Path | None) -> str:
 
 def results(job, config: DeployConfig, target: Target, state: str) -> dict:
     """Run name, state, tasks, model version, endpoint, traffic split, metrics and the smoke-test report."""
+    from google.api_core import exceptions
     from google.cloud import aiplatform
 
     from components.endpoint import find_endpoint
@@ -380,12 +381,18 @@ def results(job, config: DeployConfig, target: Target, state: str) -> dict:
         found["traffic_split"] = {by_id.get(k, k): v for k, v in endpoint.traffic_split.items()}
     metrics = _first_artifact(outputs.get("smoke-test", {}), "metrics")
     found["metrics"] = {k: v for k, v in dict(metrics.metadata).items() if k != "display_name"} if metrics else {}
-    report = _first_artifact(outputs.get("smoke-test", {}), "smoke_report")
+    # The smoke test's report, or the trial's when the run ended there.
+    report = _first_artifact(outputs.get("smoke-test", {}), "smoke_report") or _first_artifact(
+        outputs.get("trial", {}), "trial_report"
+    )
     found["report_uri"] = report.uri if report else None
     found["report"] = _download(report.uri) if report else None
     if found["model_version"]:
-        versions = aiplatform.models.ModelRegistry(found["model_version"].split("@")[0]).list_versions()
-        found["model_versions"] = len(versions)
+        try:
+            versions = aiplatform.models.ModelRegistry(found["model_version"].split("@")[0]).list_versions()
+            found["model_versions"] = len(versions)
+        except exceptions.NotFound:  # the version failed its trial and was deleted with its model
+            found["model_versions"] = 0
     return found
 
 

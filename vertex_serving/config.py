@@ -220,14 +220,28 @@ def _coerce(key: str, value: object, hint: object) -> object:
         return float(value)
     if float in allowed and isinstance(value, str) and _is_float(value):
         raise UserError(
-            key, value, "is text: YAML reads a number such as 1e-4 as text unless it has a dot", f"write {key}: 1.0e-4"
+            key,
+            value,
+            "is text: YAML reads a number such as 1e-4 as text unless it has a dot",
+            f"write {key}: {_with_dot(float(value))}",
         )
+    if int in allowed and isinstance(value, float) and value.is_integer():
+        raise UserError(key, value, "is a float, not an int", f"write {key}: {int(value)}")
+    if int in allowed and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        raise UserError(key, value, "is text, not an int", f"write {key}: {int(value)} (without quotes)")
     expected = " or ".join("null" if a is type(None) else a.__name__ for a in allowed)
     raise UserError(key, value, f"is {_a(type(value).__name__)}, not {_a(expected)}", f"write {key} as {_a(expected)}")
 
 
 def _a(noun: str) -> str:
     return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
+
+
+def _with_dot(number: float) -> str:
+    """A float as YAML reads it back as a float: 1e-4 -> 1.0e-4."""
+    mantissa, exponent = f"{number:e}".split("e")
+    mantissa = mantissa.rstrip("0")
+    return f"{mantissa}0e{int(exponent)}" if mantissa.endswith(".") else f"{mantissa}e{int(exponent)}"
 
 
 def _is_float(text: str) -> bool:

@@ -118,7 +118,7 @@ CASES = [
     ({"deploy_timeout_seconds": "1h"}, "deploy_timeout_seconds"),
     ({"undeploy_zero_traffic": "no"}, "undeploy_zero_traffic"),
     # the smoke test
-    ({"sample_instances_uri": ""}, "sample_instances_uri"),
+    ({"sample_instances_uri": "gs:/bucket/samples.jsonl"}, "sample_instances_uri"),
     ({"sample_instances_uri": "/nonexistent/samples.jsonl"}, "sample_instances_uri"),
     ({"smoke_atol": -1.0}, "smoke_atol"),
     ({"smoke_atol": "1e-4"}, "smoke_atol"),

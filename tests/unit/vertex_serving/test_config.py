@@ -87,3 +87,18 @@ def test_a_float_version_suggests_both_spellings_and_articles_read_right():
         DeployConfig.from_mapping({"container_version": 2.10, "smoke_requests": "ten"})
     assert 'quote it: container_version: "2.1" (or "2.10" if you wrote 2.10)' in str(e.value)
     assert "smoke_requests='ten' is a str, not an int: write smoke_requests as an int" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fix"),
+    [
+        ("smoke_atol", "2e-3", "write smoke_atol: 2.0e-3"),  # the user's own value, with the dot YAML needs
+        ("smoke_rtol", "1.5e-4", "write smoke_rtol: 1.5e-4"),
+        ("smoke_requests", 20.0, "write smoke_requests: 20"),
+        ("min_replica_count", "2", "write min_replica_count: 2 (without quotes)"),
+    ],
+)
+def test_a_number_of_the_wrong_kind_gets_a_fix_with_the_users_own_value(key, value, fix):
+    with pytest.raises(InvalidConfig) as e:
+        DeployConfig.from_mapping({key: value})
+    assert str(e.value).endswith(fix)
