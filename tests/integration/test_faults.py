@@ -107,3 +107,31 @@ def test_a_killed_emulator_comes_back_on_the_same_ports_and_a_client_on_the_old_
     assert all(a == [2.5, 3.5] for a in client.answers)
     restarted = aiplatform.Endpoint(endpoint.resource_name)
     assert restarted.traffic_split == split and [d.id for d in restarted.list_models()] == list(split)
+
+
+def test_a_model_server_killed_while_its_deploy_runs_still_ends_the_operation(deployed):
+    from google.cloud.aiplatform_v1 import types
+
+    emulator, endpoint = deployed
+    model = aiplatform.Model.list(filter='display_name="faults"')[0]
+    request = types.DeployedModel(
+        model=model.resource_name,
+        dedicated_resources=types.DedicatedResources(
+            machine_spec=types.MachineSpec(machine_type="n1-standard-2"), min_replica_count=1
+        ),
+    )
+    before = {d.id for d in endpoint.list_models()}
+    operation = endpoint.api_client.deploy_model(
+        endpoint=endpoint.resource_name, deployed_model=request, traffic_split={**endpoint.traffic_split, "0": 0}
+    )
+    new_id = until(lambda: ({d.id for d in aiplatform.Endpoint(endpoint.resource_name).list_models()} - before) or None)
+    (new_id,) = new_id
+    os.kill(until(lambda: _pid_or_none(new_id)), signal.SIGKILL)  # while it loads or just after
+    try:
+        response = operation.result(timeout=240)  # ends, one way or the other: never hangs
+    except exceptions.GoogleAPICallError as e:
+        assert "exited" in str(e) or "model server" in str(e), e
+        assert {d.id for d in aiplatform.Endpoint(endpoint.resource_name).list_models()} == before
+    else:  # restarted by the supervisor: it serves, and has no traffic it was not given
+        assert response.deployed_model.id == new_id
+        assert aiplatform.Endpoint(endpoint.resource_name).traffic_split.get(new_id, 0) == 0
