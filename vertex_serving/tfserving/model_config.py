@@ -73,10 +73,11 @@ def read_model_config(path: Path, allow_labels_for_unavailable: bool = False) ->
             )
         seen.add(config.name)
         if config.labels and not allow_labels_for_unavailable:
-            version = next(iter(config.labels.values()))
+            labels = dict(sorted(config.labels.items()))
+            version = next(iter(labels.values()))
             raise UserError(
                 "version_labels",
-                dict(config.labels),
+                labels,
                 f"cannot be set at startup: Request to assign label to version {version} of model {config.name}, "
                 "which is not currently available for inference",
                 "start the server with --allow_version_labels_for_unavailable_models",
