@@ -32,7 +32,7 @@ from vertex_serving.tfserving.layout import BATCHING_CONFIG
 from vertex_serving.tfserving.model_config import ModelConfig, aspired_versions, read_model_config
 from vertex_serving.tfserving.registry import ModelRegistry
 from vertex_serving.tfserving.servable import Servable, Signature
-from vertex_serving.tfserving.storage import fetch_model
+from vertex_serving.tfserving.storage import fetch_model, safe_target
 from vertex_serving.tfserving.tensors import (
     PredictRequest,
     check_input_names,
@@ -136,7 +136,7 @@ class ModelServer:
     def load(self) -> None:
         """Fetches, loads and warms every configured model version; health turns 200 only after this returns."""
         for config in self.configs:
-            cache = self.cache / config.name if self.settings.model_config_file else self.cache
+            cache = safe_target(self.cache, config.name) if self.settings.model_config_file else self.cache
             versions = aspired_versions(config.name, fetch_model(config.base_path, cache), config)
             for version, _ in versions:
                 self.models.set_state(config.name, version, "LOADING")
@@ -265,8 +265,8 @@ class ModelServer:
         spec = model_pb2.ModelSpec(name=name)
         spec.version.value = number
         defs = get_model_metadata_pb2.SignatureDefMap()
-        for name, sig in servable.meta_graph.signature_def.items():
-            defs.signature_def[name].CopyFrom(sig)
+        for key, sig in servable.meta_graph.signature_def.items():
+            defs.signature_def[key].CopyFrom(sig)
 
         def as_dict(message):
             return json_format.MessageToDict(

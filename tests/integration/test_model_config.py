@@ -176,3 +176,37 @@ def test_a_model_without_the_versions_its_policy_asks_for_fails_the_load(tmp_pat
     )
     code, log = failed_start(tmp_path, config)
     assert code == 1 and "No versions of servable m found under base path" in log
+
+
+def test_models_on_cloud_storage_are_each_copied_and_served(serve, tmp_path, monkeypatch, two_versions):
+    from gcp_storage_emulator.server import create_server
+    from google.cloud import storage
+
+    port = free_port()
+    emulator = create_server("127.0.0.1", port, in_memory=True)
+    emulator.start()
+    try:
+        env = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}"}
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", env["STORAGE_EMULATOR_HOST"])
+        bucket = storage.Client().create_bucket("models")
+        for name, source in (("two", HALF_PLUS_TWO), ("versions", two_versions)):
+            for path in source.rglob("*"):
+                if path.is_file():
+                    bucket.blob(f"{name}/{path.relative_to(source)}").upload_from_filename(str(path))
+        config = tmp_path / "models.config"
+        config.write_text(
+            model_config(
+                'name: "two" base_path: "gs://models/two" model_platform: "tensorflow"',
+                'name: "versions" base_path: "gs://models/versions" model_platform: "tensorflow" '
+                "model_version_policy { all {} }",
+            )
+        )
+        rest = Client(serve("", f"--model_config_file={config}", env=env))
+        assert rest.post("/v1/models/two:predict", {"instances": [2.0]}) == (200, {"predictions": [3.0]})
+        assert rest.post("/v1/models/versions/versions/1:predict", {"instances": [2.0]}) == (
+            200,
+            {"predictions": [3.0]},
+        )
+        assert rest.post("/v1/models/versions:predict", {"instances": [2.0]}) == (200, {"predictions": [4.0]})
+    finally:
+        emulator.stop()
