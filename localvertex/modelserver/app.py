@@ -92,7 +92,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "modelserver_requests", "Requests by API and HTTP status", ["api", "status"], registry=self.registry
+            "modelserver_requests",
+            "Requests by API and status (HTTP code, or gRPC status name)",
+            ["api", "status"],
+            registry=self.registry,
         )
         self.errors = Counter(
             "modelserver_request_errors",
