@@ -40,6 +40,22 @@ def parse_settings(argv: list[str], env: dict[str, str]):
         default=int(env.get("AIP_HTTP_PORT", "8080")),
         help="HTTP port (default: $AIP_HTTP_PORT or 8080)",
     )
+    parser.add_argument(
+        "--port", type=int, default=0, help="gRPC port for TF Serving's gRPC API (default: 0, no gRPC; see README)"
+    )
+    parser.add_argument(
+        "--model_config_file",
+        default="",
+        help="ModelServerConfig text proto: several models and versions (then --model_name and the base path are ignored)",
+    )
+    parser.add_argument(
+        "--allow_version_labels_for_unavailable_models",
+        nargs="?",
+        const="true",
+        default="false",
+        choices=("true", "false"),
+        help="accept version_labels in --model_config_file at startup, before their versions have loaded",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument(
         "--enable_batching",
@@ -58,8 +74,10 @@ def parse_settings(argv: list[str], env: dict[str, str]):
     parser.add_argument("--num_batch_threads", type=int)
     parser.add_argument("--cache_dir", type=Path, help="where a gs:// model is copied (default: a temporary folder)")
     args = parser.parse_args(rest)
-    if not args.model_base_path:
-        parser.error("no model: set AIP_STORAGE_URI or --model_base_path")
+    if not args.model_base_path and not args.model_config_file:
+        parser.error("no model: set AIP_STORAGE_URI, --model_base_path or --model_config_file")
+    if not 0 <= args.port <= 65535 or (args.port and args.port == args.rest_api_port):
+        raise UserError("--port", args.port, "is not a free gRPC port", "give one other than --rest_api_port, or 0")
     if args.host not in LOOPBACK:
         raise UserError(
             "--host", args.host, "is not a loopback address", "remove it: local model servers serve this machine only"
@@ -72,7 +90,7 @@ def parse_settings(argv: list[str], env: dict[str, str]):
         "num_batch_threads",
     )
     flags = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
-    return Settings(
+    settings = Settings(
         storage_uri=args.model_base_path,
         options=options,
         host=args.host,
@@ -84,7 +102,12 @@ def parse_settings(argv: list[str], env: dict[str, str]):
         batching_file=args.batching_parameters_file,
         batching_flags=flags,
         cache_dir=args.cache_dir,
+        grpc_port=args.port,
+        model_config_file=args.model_config_file,
+        allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models == "true",
     )
+    settings.model_configs()  # a bad --model_config_file stops the server before it listens, as in TF Serving
+    return settings
 
 
 def describe_flags(options: RuntimeOptions, machine_type: str) -> list[str]:
@@ -138,6 +161,18 @@ async def serve(settings) -> int:
         settings.predict_route,
         settings.health_route,
     )
+    grpc_server = None
+    if settings.grpc_port:
+        from localvertex.modelserver.grpc_api import start_grpc
+
+        try:
+            grpc_server = await start_grpc(server, settings.host, settings.grpc_port)
+        except RuntimeError as e:
+            print(f"modelserver: --port={settings.grpc_port}: cannot listen on {settings.host} ({e})", file=sys.stderr)
+            await runner.cleanup()
+            server.close()
+            return 1
+        log.info("gRPC PredictionService and ModelService on %s:%d", settings.host, settings.grpc_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -154,6 +189,8 @@ async def serve(settings) -> int:
     else:
         await stopping
         log.info("stopping")
+    if grpc_server:
+        await grpc_server.stop(grace=1)
     await runner.cleanup()
     server.close()
     server.remove_cache()

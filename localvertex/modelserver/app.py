@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import re
@@ -28,8 +29,10 @@ from vertex_serving.options import RuntimeOptions
 from vertex_serving.tfserving.errors import ServingError
 from vertex_serving.tfserving.examples import format_classify, format_regress, parse_examples
 from vertex_serving.tfserving.layout import BATCHING_CONFIG
-from vertex_serving.tfserving.servable import Servable, Signature, find_version
-from vertex_serving.tfserving.storage import fetch_model
+from vertex_serving.tfserving.model_config import ModelConfig, aspired_versions, read_model_config
+from vertex_serving.tfserving.registry import ModelRegistry
+from vertex_serving.tfserving.servable import Servable, Signature
+from vertex_serving.tfserving.storage import fetch_model, safe_target
 from vertex_serving.tfserving.tensors import (
     PredictRequest,
     check_input_names,
@@ -62,13 +65,37 @@ class Settings:
     batching_file: str = ""
     batching_flags: dict = field(default_factory=dict)
     cache_dir: Path | None = None
+    grpc_port: int = 0  # 0: no gRPC API
+    model_config_file: str = ""  # a ModelServerConfig text proto, in place of model_name and storage_uri
+    allow_version_labels_for_unavailable_models: bool = False
+
+    def model_configs(self) -> list[ModelConfig]:
+        if self.model_config_file:
+            return read_model_config(Path(self.model_config_file), self.allow_version_labels_for_unavailable_models)
+        return [ModelConfig(self.model_name, self.storage_uri)]
+
+
+@dataclass
+class Loaded:
+    """One loaded model version and the batchers of its signatures."""
+
+    servable: Servable
+    batchers: dict[str, Batcher]
+
+    def close(self) -> None:
+        for batcher in self.batchers.values():
+            batcher.close()
+        self.servable.close()
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "modelserver_requests", "Requests by API and HTTP status", ["api", "status"], registry=self.registry
+            "modelserver_requests",
+            "Requests by API and status (HTTP code, or gRPC status name)",
+            ["api", "status"],
+            registry=self.registry,
         )
         self.errors = Counter(
             "modelserver_request_errors",
@@ -102,40 +129,54 @@ class ModelServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.state = "LOADING"
-        self.servable: Servable | None = None
-        self.batchers: dict[str, Batcher] = {}
+        self.configs = settings.model_configs()
+        self.models: ModelRegistry[Loaded] = ModelRegistry({c.name: c.labels for c in self.configs})
         self.metrics = Metrics()
         self.executor = ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 2), thread_name_prefix="predict")
 
     # Loading -------------------------------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Fetches, loads and warms the model; health turns 200 only after this returns."""
-        settings = self.settings
+        """Fetches, loads and warms every configured model version; health turns 200 only after this returns."""
+        for config in self.configs:
+            cache = safe_target(self.cache, config.name) if self.settings.model_config_file else self.cache
+            versions = aspired_versions(config.name, fetch_model(config.base_path, cache), config)
+            for version, _ in versions:
+                self.models.set_state(config.name, version, "LOADING")
+            for version, model_dir in versions:
+                try:
+                    loaded = self._load_version(config, version, model_dir)
+                except Exception as e:
+                    error = e if isinstance(e, ServingError) else ServingError("UNKNOWN", f"{type(e).__name__}: {e}")
+                    self.models.set_state(config.name, version, "END", error=error)
+                    raise
+                self.models.set_state(config.name, version, "AVAILABLE", loaded)
+        self.state = "AVAILABLE"
+
+    def _load_version(self, config: ModelConfig, version: int, model_dir: Path) -> Loaded:
         started = time.perf_counter()
-        model_dir, version = find_version(fetch_model(settings.storage_uri, self.cache))
-        self.servable = Servable(model_dir, version, settings.options)
+        loaded = Loaded(Servable(model_dir, version, self.settings.options), {})
         batching = self._batching(model_dir)
         if batching:
             threads = batching.num_batch_threads or os.cpu_count() or 2
-            self.batchers = {
+            loaded.batchers = {
                 name: Batcher(sig.run, batching, threads, self.metrics.observe_batch)
-                for name, sig in self.servable.signatures.items()
+                for name, sig in loaded.servable.signatures.items()
             }
             log.info("server-side batching: %s", " ".join(f"{k}={v}" for k, v in vars(batching).items()))
         records = read_warmup_records(model_dir)
         warm_started = time.perf_counter()
-        replayed = replay(records, self._warm)
+        replayed = replay(records, functools.partial(self._warm, loaded))
         log.info(
             "model %r version %d loaded from %s in %.2fs; %d warmup requests replayed in %.2fs",
-            settings.model_name,
+            config.name,
             version,
-            settings.storage_uri,
+            config.base_path,
             time.perf_counter() - started,
             replayed,
             time.perf_counter() - warm_started,
         )
-        self.state = "AVAILABLE"
+        return loaded
 
     def _batching(self, model_dir: Path) -> Batching | None:
         settings = self.settings
@@ -150,12 +191,12 @@ class ModelServer:
             raise ServingError("INVALID_ARGUMENT", f"Batching parameters from {path}: {problems[0]}")
         return batching
 
-    def _warm(self, name: str, feeds: dict) -> object:
-        signature = self.servable.signature(name)
+    def _warm(self, loaded: Loaded, name: str, feeds: dict) -> object:
+        signature = loaded.servable.signature(name)
         check_input_names(set(feeds), signature)
         rows = {a.shape[0] if a.ndim else None for a in feeds.values()}
         size = rows.pop() if len(rows) == 1 else None
-        batcher = self.batchers.get(signature.name)
+        batcher = loaded.batchers.get(signature.name)
         if batcher and size:
             return batcher.submit(feeds, size).result()
         return signature.run(feeds)
@@ -170,65 +211,65 @@ class ModelServer:
             shutil.rmtree(self.cache, ignore_errors=True)
 
     def close(self) -> None:
-        for batcher in self.batchers.values():
-            batcher.close()
+        for loaded in self.models.servables():
+            loaded.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
-        if self.servable:
-            self.servable.close()
 
     # Serving -------------------------------------------------------------------------------------------------
 
-    async def run(self, signature: Signature, request: PredictRequest) -> dict:
-        batcher = self.batchers.get(signature.name)
+    async def run(self, loaded: Loaded, signature: Signature, request: PredictRequest) -> dict:
+        """Runs one request on a loaded version: through its batcher when batching is on, as REST and gRPC both do."""
+        batcher = loaded.batchers.get(signature.name)
         if batcher and request.batch_size:
             return await batcher.submit(request.feeds, request.batch_size, asyncio.get_running_loop())
         return await asyncio.get_running_loop().run_in_executor(self.executor, signature.run, request.feeds)
 
-    async def predict(self, body: object) -> dict:
-        signature = self._ready().signature(signature_name(body))
+    async def predict(self, body: object, loaded: Loaded | None = None) -> dict:
+        loaded = loaded or self.lookup()[1]
+        signature = loaded.servable.signature(signature_name(body))
         request = parse_predict(body, signature)
-        outputs = await self.run(signature, request)
+        outputs = await self.run(loaded, signature, request)
         return format_predict(outputs, request.columnar, request.batch_size)
 
-    async def classify_or_regress(self, verb: str, body: object) -> dict:
-        signature = self._ready().signature(signature_name(body))
+    async def classify_or_regress(self, verb: str, body: object, loaded: Loaded | None = None) -> dict:
+        loaded = loaded or self.lookup()[1]
+        signature = loaded.servable.signature(signature_name(body))
         feeds = {"inputs": parse_examples(body)}
         check_input_names(set(feeds), signature)
         request = PredictRequest(signature.name, feeds, False, len(feeds["inputs"]))
-        outputs = await self.run(signature, request)
+        outputs = await self.run(loaded, signature, request)
         return format_classify(outputs) if verb == "classify" else format_regress(outputs)
 
-    def _ready(self) -> Servable:
+    def lookup(self, name: str = "", version: int | None = None, label: str | None = None) -> tuple[int, Loaded]:
+        """The (version, loaded model) a request names; Vertex AI's predict route names none: the first model."""
+        name = name or self.configs[0].name
+        self.ready(name)
+        return self.models.lookup(name, version, label)
+
+    def ready(self, name: str) -> None:
+        """Every request but status is refused while the server loads (TF Serving is not listening yet then)."""
         if self.state != "AVAILABLE":
-            raise ServingError(
-                "UNAVAILABLE", f"Model {self.settings.model_name!r} is {self.state.lower()}, not ready yet"
-            )
-        return self.servable
+            raise ServingError("UNAVAILABLE", f"Model {name!r} is {self.state.lower()}, not ready yet")
 
-    def status(self, version: str | None) -> dict:
+    def status(self, name: str, version: str | None) -> dict:
         from google.protobuf import json_format
-        from tensorflow_serving.apis import get_model_status_pb2
 
-        self._check_version(version)
-        response = get_model_status_pb2.GetModelStatusResponse()
-        entry = response.model_version_status.add(version=self.servable.version if self.servable else 0)
-        entry.state = get_model_status_pb2.ModelVersionStatus.State.Value(self.state)
-        entry.status.error_message = ""
+        response = self.models.status(name, None if version is None else int(version))
         return json_format.MessageToDict(
             response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
         )
 
-    def metadata(self, version: str | None) -> dict:
+    def metadata(self, name: str, version: str | None, label: str | None) -> dict:
         from google.protobuf import json_format
         from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2
 
-        servable = self._ready()
-        self._check_version(version)
-        spec = model_pb2.ModelSpec(name=self.settings.model_name)
-        spec.version.value = servable.version
+        number, loaded = self.lookup(name, None if version is None else int(version), label)
+        servable = loaded.servable
+        spec = model_pb2.ModelSpec(name=name)
+        spec.version.value = number
         defs = get_model_metadata_pb2.SignatureDefMap()
-        for name, sig in servable.meta_graph.signature_def.items():
-            defs.signature_def[name].CopyFrom(sig)
+        for key, sig in servable.meta_graph.signature_def.items():
+            defs.signature_def[key].CopyFrom(sig)
 
         def as_dict(message):
             return json_format.MessageToDict(
@@ -236,12 +277,6 @@ class ModelServer:
             )
 
         return {"model_spec": as_dict(spec), "metadata": {"signature_def": as_dict(defs)}}
-
-    def _check_version(self, version: str | None) -> None:
-        if version is not None and self.servable and int(version) != self.servable.version:
-            raise ServingError(
-                "NOT_FOUND", f"Servable not found for request: Specific({self.settings.model_name}, {version})"
-            )
 
     # HTTP ----------------------------------------------------------------------------------------------------
 
@@ -271,19 +306,17 @@ class ModelServer:
         if not match:
             raise ServingError("NOT_FOUND", f"Malformed request: {request.method} {request.path}")
         name, version, label, verb = match["name"], match["version"], match["label"], match["verb"]
-        if name != self.settings.model_name:
-            raise ServingError("NOT_FOUND", f"Servable not found for request: Latest({name})")
-        if label:
-            raise ServingError("NOT_FOUND", f"Unrecognized servable version label: {label}")
         if verb:
             if request.method != "POST":
                 raise ServingError("INVALID_ARGUMENT", f"{verb} takes POST, not {request.method}")
-            self._check_version(version)
+            _, loaded = self.lookup(name, None if version is None else int(version), label)
             body = await _body(request)
-            return await (self.predict(body) if verb == "predict" else self.classify_or_regress(verb, body))
+            if verb == "predict":
+                return await self.predict(body, loaded)
+            return await self.classify_or_regress(verb, body, loaded)
         if request.method != "GET":
             raise ServingError("INVALID_ARGUMENT", f"Model status and metadata take GET, not {request.method}")
-        return self.metadata(version) if match["metadata"] else self.status(version)
+        return self.metadata(name, version, label) if match["metadata"] else self.status(name, version)
 
     def _handler(self, api: str, answer):
         async def handle(request: web.Request) -> web.Response:

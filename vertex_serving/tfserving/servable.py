@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,17 +143,6 @@ class Servable:
                 f"{sorted(exported) or 'no aliases'}: export it with "
                 "tf.saved_model.SaveOptions(function_aliases={NAME: fn})",
             )
-
-
-def find_version(base: Path) -> tuple[Path, int]:
-    """A SavedModel directory and its version: TF Serving's numbered folders (newest wins), or the folder itself."""
-    if (base / "saved_model.pb").exists() or (base / "saved_model.pbtxt").exists():
-        return base, 1
-    versions = [p for p in base.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name)] if base.is_dir() else []
-    if not versions:
-        raise ServingError("NOT_FOUND", f"no SavedModel (saved_model.pb) or numbered version folder found in {base}")
-    newest = max(versions, key=lambda p: int(p.name))
-    return newest, int(newest.name)
 
 
 def _spec(key: str, info) -> TensorSpec:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vertex_serving.tfserving.apis import examples
 from vertex_serving.tfserving.errors import ServingError
 from vertex_serving.tfserving.layout import MAX_WARMUP_RECORDS, WARMUP_FILE
 
@@ -99,30 +100,12 @@ def replay(records: list, predict: Predict) -> int:
             predict(request.model_spec.signature_name, feeds)
         elif kind in ("classify_log", "regress_log"):
             request = getattr(record, kind).request
-            predict(request.model_spec.signature_name, {"inputs": serialized_examples(request.input)})
+            predict(request.model_spec.signature_name, {"inputs": examples(request.input)})
         elif kind == "multi_inference_log":
             request = record.multi_inference_log.request
             for task in request.tasks:
-                predict(task.model_spec.signature_name, {"inputs": serialized_examples(request.input)})
+                predict(task.model_spec.signature_name, {"inputs": examples(request.input)})
         else:
             raise ServingError("UNIMPLEMENTED", f"Unsupported warmup log type {kind!r}: use predict_log")
         count += 1
     return count
-
-
-def serialized_examples(request_input) -> np.ndarray:
-    """The `tensorflow.serving.Input` of classify/regress requests as the string tensor their signatures take."""
-    kind = request_input.WhichOneof("kind")
-    if kind == "example_list":
-        examples = list(request_input.example_list.examples)
-    elif kind == "example_list_with_context":
-        listed = request_input.example_list_with_context
-        examples = []
-        for example in listed.examples:
-            merged = type(example)()
-            merged.CopyFrom(listed.context)
-            merged.MergeFrom(example)
-            examples.append(merged)
-    else:
-        raise ServingError("INVALID_ARGUMENT", "Input is empty: it needs example_list or example_list_with_context")
-    return np.array([e.SerializeToString() for e in examples], dtype=object)
