@@ -157,7 +157,7 @@ def reference_predictions(
                 "write instances the signature takes",
             ) from None
         instances = samples
-        outputs = format_predict(signature.run(request.feeds), False, request.batch_size)
+        outputs = format_predict(signature.run(request.feeds), False)
         predictions = json.loads(json.dumps(outputs["predictions"], default=lambda a: a.tolist()))
         inputs = {k: {"dtype": s.dtype_name, "shape": s.shape} for k, s in signature.inputs.items()}
         return {"signature": inputs, "instances": instances, "predictions": predictions}
