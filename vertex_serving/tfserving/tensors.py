@@ -258,8 +258,10 @@ def _fast(values: object, kind: _Kind, booleans: bool) -> np.ndarray | None:
     if kind.name == "bool" or got not in "iuf":
         return array if kind.name == "bool" and got == "b" else None
     if kind.dtype.kind == "f":
-        with np.errstate(over="ignore"):  # beyond float32's range is inf, as TF Serving's cast gives
+        if got != "f" or kind.dtype == array.dtype:
             return array.astype(kind.dtype, copy=False)
+        with np.errstate(over="ignore"):  # beyond float32's range is inf, as TF Serving's cast gives
+            return array.astype(kind.dtype)
     if got == "f" or (array.size and (array.min() < kind.low or array.max() > kind.high)):
         return None
     return array.astype(kind.dtype, copy=False)
