@@ -189,7 +189,7 @@ class ModelServer:
     async def predict(self, body: Body, call: Call | None = None) -> dict:
         name = signature_name(body.value)
         signature = self._servable(call).signature(name)
-        request = parse_predict(body.value, signature, body.booleans)
+        request = parse_predict(body.value, signature, body.raw)
         outputs = await self.run(signature, request)
         return format_predict(outputs, request.columnar)
 

@@ -28,16 +28,17 @@ _NON_FINITE = {
     "-inf": orjson.Fragment(b"-Infinity"),
 }
 DEBUG_STRING_BYTES = 256  # json_tensor.cc kMaxJsonDebugStringBytes
+_SMALL = 4096  # below this many bytes a plain substring search is the quicker scan
 
 
 class Body(NamedTuple):
     value: object
-    booleans: bool  # `true`/`false` may occur: numeric inputs then take the exact, per-value conversion
+    raw: bytes  # what was sent: cheap scans of it spare the tensor conversion per-value checks
 
 
 def parse_body(raw: bytes) -> Body:
     """The request body as TF Serving's parser reads it; a refusal is INVALID_ARGUMENT in rapidjson's words."""
-    return fast_body(raw) or Body(_lenient(raw), may_hold_booleans(raw))
+    return fast_body(raw) or Body(_lenient(raw), raw)
 
 
 def fast_body(raw: bytes) -> Body | None:
@@ -46,20 +47,33 @@ def fast_body(raw: bytes) -> Body | None:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    return Body(value, may_hold_booleans(raw))
+    return Body(value, raw)
 
 
-def may_hold_booleans(raw: bytes) -> bool:
-    """Whether `true` or `false` occurs in the body (in a string too): found by a rare letter, at memchr speed."""
-    return _occurs(raw, b"true", 2) or _occurs(raw, b"false", 0)
+def may_hold_literals(raw: bytes) -> bool:
+    """Whether `true`, `false` or `null` occurs (in a string too)."""
+    if b"u" not in raw and b"l" not in raw:  # true and null hold a u, false and null an l: a memchr each
+        return False
+    if len(raw) < _SMALL:
+        return b"true" in raw or b"false" in raw or b"null" in raw
+    return _occurs(raw, b"true", 2) or _occurs(raw, b"false", 0) or _occurs(raw, b"null", 2)
+
+
+def count_quotes(raw: bytes, limit: int) -> int:
+    """How many `"` the body holds, counting no further than `limit`: at memchr speed when there are few."""
+    count, start = 0, raw.find(b'"')
+    while start >= 0 and count < limit:
+        count, start = count + 1, raw.find(b'"', start + 1)
+    return count
 
 
 def _occurs(raw: bytes, word: bytes, at: int) -> bool:
+    """`word in raw` for a large body, found by a letter rare in numeric JSON, at memchr speed."""
     letter, start = word[at : at + 1], raw.find(word[at : at + 1])
     for _ in range(16):
         if start < 0:
             return False
-        if raw.startswith(word, start - at):
+        if start >= at and raw.startswith(word, start - at):
             return True
         start = raw.find(letter, start + 1)
     return word in raw  # the letter is common here: one full search instead
@@ -70,13 +84,9 @@ def _lenient(raw: bytes) -> object:
     if not raw:
         raise ServingError("INVALID_ARGUMENT", "JSON Parse error: The document is empty")
     if not _SURROGATE_ESCAPE.search(raw):  # the standard library takes lone surrogates, rapidjson does not
-        try:
+        # Not UTF-8, content after the value, too deep, too big, `Inf` or `-NaN`: the reader decides.
+        with contextlib.suppress(ValueError, RecursionError):
             return json.loads(raw.decode("utf-8"), parse_int=_integer, parse_float=_double_value)
-        except (
-            ValueError,
-            RecursionError,
-        ):  # not UTF-8, trailing data, too deep, too big, Inf/-NaN: the reader decides
-            pass
     collecting = gc.isenabled()
     gc.disable()  # the reader makes one container per nesting level: collections would only rescan them
     try:
@@ -106,7 +116,8 @@ def error_body(message: str) -> bytes:
 def dumps(response: object) -> bytes:
     """JSON for a response; non-finite floats become `NaN`/`Infinity`/`-Infinity` tokens, as TF Serving writes them."""
     body = orjson.dumps(response, option=_OPTIONS)
-    if b"null" not in body:  # orjson writes non-finite floats as null; no null means there were none
+    # orjson writes non-finite floats as null: no null, none to rewrite.
+    if not (b"null" in body if len(body) < _SMALL else _occurs(body, b"null", 1)):
         return body
     return orjson.dumps(_with_tokens(response), option=_OPTIONS)
 

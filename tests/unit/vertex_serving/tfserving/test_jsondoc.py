@@ -12,7 +12,15 @@ import orjson
 import pytest
 
 from vertex_serving.tfserving.errors import ServingError
-from vertex_serving.tfserving.jsondoc import debug_string, dumps, error_body, fast_body, parse_body
+from vertex_serving.tfserving.jsondoc import (
+    count_quotes,
+    debug_string,
+    dumps,
+    error_body,
+    fast_body,
+    may_hold_literals,
+    parse_body,
+)
 
 
 def refusal(raw: bytes) -> str:
@@ -77,11 +85,15 @@ def test_numbers_keep_rapidjsons_types():
     assert type(value[1]) is float and type(value[2]) is float
 
 
-def test_strict_json_takes_the_fast_parser_and_notes_booleans():
+def test_strict_json_takes_the_fast_parser():
     assert fast_body(b"[NaN]") is None
-    body = fast_body(b'{"x": [true]}')
-    assert body.value == {"x": [True]} and body.booleans
-    assert not parse_body(b'{"x": [NaN]}').booleans
+    assert fast_body(b'{"x": [true]}') == ({"x": [True]}, b'{"x": [true]}')
+
+
+def test_scans_that_spare_per_value_checks():
+    assert may_hold_literals(b'{"x": [1, true]}') and may_hold_literals(b"[null]") and may_hold_literals(b'["false"]')
+    assert not may_hold_literals(b'{"inputs": [1.5, 2], "signature_name": "u"}')
+    assert count_quotes(b'{"a": "b", "c": 1}', 10) == 6 and count_quotes(b'{"a": "b", "c": 1}', 3) == 3
 
 
 def test_bytes_that_are_not_utf8_reach_the_model_unchanged():

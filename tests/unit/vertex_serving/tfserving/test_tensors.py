@@ -47,7 +47,7 @@ def predict(text: str, sig: Signature):
     """FillPredictRequestFromJson: the body through the server's parser, its signature name, then the tensors."""
     body = parse_body(text.encode())
     signature_name(body.value)
-    return parse_predict(body.value, sig, body.booleans)
+    return parse_predict(body.value, sig, body.raw)
 
 
 def refused(text: str, sig: Signature) -> ServingError:
@@ -95,6 +95,7 @@ def test_float_tensor_with_precision_loss():  # FloatTensorWithPrecisionLoss
     assert whole.tolist() == decimal.tolist() == [1435774336.0]
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # pytest resets the module's own filter
 def test_float_tensor_that_exceeds_max_returns_inf():  # FloatTensorThatExceedsMaxReturnsInf
     sig = signature(default="DT_FLOAT")
     assert predict('{ "instances": [1.79769e+308] }', sig).feeds["default"].tolist() == [math.inf]
@@ -356,6 +357,12 @@ def test_json_booleans_never_fill_numeric_tensors_even_among_numbers():
         ('{"instances": [9223372036854775808]}', "DT_INT64", "is not of expected type: int64"),
         ('{"instances": [-1]}', "DT_UINT64", "is not of expected type: uint64"),
         ('{"instances": [null]}', "DT_FLOAT", "JSON Value: null Type: Null is not of expected type: float"),
+        ('{"instances": ["1.5"]}', "DT_FLOAT", 'JSON Value: "1.5" Type: String is not of expected type: float'),
+        (
+            '{"inputs": {"default": [1, "2"]}}',
+            "DT_DOUBLE",
+            'JSON Value: "2" Type: String is not of expected type: double',
+        ),
         ('{"instances": [[{"a": 1}]]}', "DT_STRING", "not formatted correctly for base64 data"),
         ('{"instances": [{"b64": "!!"}]}', "DT_STRING", "Unable to base64 decode"),
         ('{"instances": [[1], [2, 3]]}', "DT_FLOAT", "Expecting tensor size: 1 but got: 2"),
