@@ -412,11 +412,14 @@ def test_instances_name_every_input_or_none():
     assert "key: c of 'instances' list. Error: INVALID_ARGUMENT: JSON object: does not have named input: c" in problem
 
 
-def test_the_fast_and_the_exact_conversion_agree():
-    text = '{"instances": [[1, 2], [3, 4]], "note": "true"}'  # "true" in a string sends numbers the exact way
-    exact = predict(text, signature(default="DT_UINT64")).feeds["default"]
-    fast = predict(text.replace('"true"', '"x"'), signature(default="DT_UINT64")).feeds["default"]
-    assert exact.dtype == fast.dtype == np.uint64 and exact.tolist() == fast.tolist() == [[1, 2], [3, 4]]
+@pytest.mark.parametrize("dtype", ["DT_FLOAT", "DT_UINT64", "DT_INT8"])
+def test_the_three_conversions_agree(dtype):
+    # Only numbers: straight to the type; a string elsewhere: numpy's inference; "true" anywhere: value by value.
+    bodies = ('{"instances": [[1, 2], [3, 4]]}', '{"instances": [[1, 2], [3, 4]], "note": "x"}')
+    bodies += ('{"instances": [[1, 2], [3, 4]], "note": "true"}',)
+    tensors = [predict(text, signature(default=dtype)).feeds["default"] for text in bodies]
+    assert {t.dtype for t in tensors} == {np.dtype(DTYPES[dtype])}
+    assert [t.tolist() for t in tensors] == [[[1, 2], [3, 4]]] * 3
 
 
 def test_half_and_uint16_outputs_are_refused_as_tf_serving_refuses_them():
