@@ -22,7 +22,12 @@ Left out or changed, and why (ambiguous cases):
   error, so its body is empty; here the body is `{"error": ...}` with the same status code, as the issue asks.
 - The guide's prose says classify/regress answer `"result"` and that context features must not appear in
   examples; TF Serving's code answers `"results"` and lets an example's feature override the context's. The code
-  wins here.
+  wins here. The guide's "JSON conformance" example spells `Nan`, which TF Serving's parser refuses (`Invalid
+  value`), and so does this server; the tests send `NaN`.
+- Bytes that are not UTF-8 in a string output: TF Serving writes them raw (the answer is then not valid JSON);
+  here they come back as `{"b64": ...}`. Float text: orjson's shortest form, not TF Serving's `%g` (same values).
+- Repeated keys in a JSON object: TF Serving reads the first, this server the last (orjson's choice, kept by the
+  slower parsers so that a body reads the same whichever parses it).
 - tensorflow_model_server_test.py's gRPC tests (Predict, Classify, Regress, MultiInference, model config files,
   TF Lite, profiler) are not REST; the Keras variants of test_tf_saved_model_save use the same REST path as the
   ported one.
