@@ -145,8 +145,9 @@ def reference_predictions(
         signature = servable.signature(None)
         check_signature(signature, model_dir)
         samples = instances or synthetic_instances(signature)
-        try:
+        try:  # as TF Serving, the graph has the last word on shapes: a run can refuse what parsing took
             request = parse_predict({"instances": samples}, signature)
+            outputs = format_predict(signature.run(request.feeds), False)
         except ServingError as e:
             if not instances:
                 raise
@@ -157,7 +158,6 @@ def reference_predictions(
                 "write instances the signature takes",
             ) from None
         instances = samples
-        outputs = format_predict(signature.run(request.feeds), False, request.batch_size)
         predictions = json.loads(json.dumps(outputs["predictions"], default=lambda a: a.tolist()))
         inputs = {k: {"dtype": s.dtype_name, "shape": s.shape} for k, s in signature.inputs.items()}
         return {"signature": inputs, "instances": instances, "predictions": predictions}

@@ -216,7 +216,7 @@ def _predict(signature, instances: list, eval_uri: str) -> list:
 
     try:
         request = parse_predict({"instances": instances}, signature)
-        outputs = format_predict(signature.run(request.feeds), False, request.batch_size)
+        outputs = format_predict(signature.run(request.feeds), False)
     except ServingError as e:
         raise UserError(
             "eval_data_uri",

@@ -11,14 +11,12 @@ import dataclasses
 import functools
 import logging
 import os
-import re
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -27,10 +25,18 @@ from localvertex.modelserver.batcher import Batcher
 from vertex_serving.batching import Batching
 from vertex_serving.options import RuntimeOptions
 from vertex_serving.tfserving.errors import ServingError
-from vertex_serving.tfserving.examples import format_classify, format_regress, parse_examples
+from vertex_serving.tfserving.examples import (
+    classify_signature,
+    format_classify,
+    format_regress,
+    parse_examples,
+    regress_signature,
+)
+from vertex_serving.tfserving.jsondoc import Body, dumps, error_body, fast_body, parse_body
 from vertex_serving.tfserving.layout import BATCHING_CONFIG
 from vertex_serving.tfserving.model_config import ModelConfig, aspired_versions, read_model_config
 from vertex_serving.tfserving.registry import ModelRegistry
+from vertex_serving.tfserving.rest import Call, check_preflight, parse_call
 from vertex_serving.tfserving.servable import Servable, Signature
 from vertex_serving.tfserving.storage import fetch_model, safe_target
 from vertex_serving.tfserving.tensors import (
@@ -44,10 +50,6 @@ from vertex_serving.tfserving.warmup import read_warmup_records, replay
 
 log = logging.getLogger("modelserver")
 MAX_BODY_BYTES = 1_572_864  # 1.5 MB: Vertex AI's online prediction payload limit
-_REST = re.compile(
-    r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
-    r"(?::(?P<verb>predict|classify|regress)|(?P<metadata>/metadata))?"
-)
 _JSON = "application/json"
 disable_created_metrics()  # `*_created` series only add noise to a scrape
 
@@ -224,21 +226,27 @@ class ModelServer:
             return await batcher.submit(request.feeds, request.batch_size, asyncio.get_running_loop())
         return await asyncio.get_running_loop().run_in_executor(self.executor, signature.run, request.feeds)
 
-    async def predict(self, body: object, loaded: Loaded | None = None) -> dict:
-        loaded = loaded or self.lookup()[1]
-        signature = loaded.servable.signature(signature_name(body))
-        request = parse_predict(body, signature)
+    async def predict(self, body: Body, call: Call | None = None) -> dict:
+        name = signature_name(body.value)
+        loaded = self._loaded(call)
+        signature = loaded.servable.signature(name)
+        request = parse_predict(body.value, signature, body.raw)
         outputs = await self.run(loaded, signature, request)
-        return format_predict(outputs, request.columnar, request.batch_size)
+        return format_predict(outputs, request.columnar)
 
-    async def classify_or_regress(self, verb: str, body: object, loaded: Loaded | None = None) -> dict:
-        loaded = loaded or self.lookup()[1]
-        signature = loaded.servable.signature(signature_name(body))
-        feeds = {"inputs": parse_examples(body)}
-        check_input_names(set(feeds), signature)
-        request = PredictRequest(signature.name, feeds, False, len(feeds["inputs"]))
+    async def classify_or_regress(self, call: Call, body: Body) -> dict:
+        name = signature_name(body.value)
+        examples = parse_examples(body.value)
+        loaded = self._loaded(call)
+        signature = (classify_signature if call.verb == "classify" else regress_signature)(loaded.servable, name)
+        request = PredictRequest(signature.name, {"inputs": examples}, False, len(examples))
         outputs = await self.run(loaded, signature, request)
-        return format_classify(outputs) if verb == "classify" else format_regress(outputs)
+        answer = format_classify if call.verb == "classify" else format_regress
+        return answer(outputs, len(examples), signature)
+
+    def _loaded(self, call: Call | None) -> Loaded:
+        """The model version a REST call names, by number or label; Vertex AI's route names none: the first model."""
+        return self.lookup(call.model, call.version, call.label)[1] if call else self.lookup()[1]
 
     def lookup(self, name: str = "", version: int | None = None, label: str | None = None) -> tuple[int, Loaded]:
         """The (version, loaded model) a request names; Vertex AI's predict route names none: the first model."""
@@ -251,21 +259,22 @@ class ModelServer:
         if self.state != "AVAILABLE":
             raise ServingError("UNAVAILABLE", f"Model {name!r} is {self.state.lower()}, not ready yet")
 
-    def status(self, name: str, version: str | None) -> dict:
+    def status(self, call: Call) -> dict:
+        """GetModelStatus: every version, or the one asked for; a version label is not read (TF Serving's too)."""
         from google.protobuf import json_format
 
-        response = self.models.status(name, None if version is None else int(version))
+        response = self.models.status(call.model, call.version)
         return json_format.MessageToDict(
             response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
         )
 
-    def metadata(self, name: str, version: str | None, label: str | None) -> dict:
+    def metadata(self, call: Call) -> dict:
         from google.protobuf import json_format
         from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2
 
-        number, loaded = self.lookup(name, None if version is None else int(version), label)
+        number, loaded = self.lookup(call.model, call.version, call.label)
         servable = loaded.servable
-        spec = model_pb2.ModelSpec(name=name)
+        spec = model_pb2.ModelSpec(name=call.model)
         spec.version.value = number
         defs = get_model_metadata_pb2.SignatureDefMap()
         for key, sig in servable.meta_graph.signature_def.items():
@@ -287,7 +296,7 @@ class ModelServer:
         app.router.add_post(s.predict_route, self._handler("vertex_predict", self._vertex_predict))
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/monitoring/prometheus/metrics", self._metrics)
-        app.router.add_route("*", "/v1/models/{tail:.*}", self._handler("rest", self._rest))
+        app.router.add_route("*", "/{v1:[vV]1}/{tail:.*}", self._handler("rest", self._rest))  # TF Serving's
         return app
 
     async def _health(self, request: web.Request) -> web.Response:
@@ -299,36 +308,38 @@ class ModelServer:
         return web.Response(body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _vertex_predict(self, request: web.Request) -> dict:
-        return await self.predict(await _body(request))
+        return await self.predict(await self._body(request))
 
-    async def _rest(self, request: web.Request) -> dict:
-        match = _REST.fullmatch(request.path)
-        if not match:
-            raise ServingError("NOT_FOUND", f"Malformed request: {request.method} {request.path}")
-        name, version, label, verb = match["name"], match["version"], match["label"], match["verb"]
-        if verb:
-            if request.method != "POST":
-                raise ServingError("INVALID_ARGUMENT", f"{verb} takes POST, not {request.method}")
-            _, loaded = self.lookup(name, None if version is None else int(version), label)
-            body = await _body(request)
-            if verb == "predict":
-                return await self.predict(body, loaded)
-            return await self.classify_or_regress(verb, body, loaded)
-        if request.method != "GET":
-            raise ServingError("INVALID_ARGUMENT", f"Model status and metadata take GET, not {request.method}")
-        return self.metadata(name, version, label) if match["metadata"] else self.status(name, version)
+    async def _rest(self, request: web.Request) -> dict | web.Response:
+        """TF Serving's HttpRestApiHandler::ProcessRequest: JSON errors come before the model is looked up."""
+        if request.method == "OPTIONS":
+            check_preflight(request.headers.get("Origin", ""))
+            return web.Response()
+        call = parse_call(request.method, request.rel_url.raw_path)
+        if call.verb:
+            body = await self._body(request)
+            return await (self.predict(body, call) if call.verb == "predict" else self.classify_or_regress(call, body))
+        return self.metadata(call) if call.metadata else self.status(call)
+
+    async def _body(self, request: web.Request) -> Body:
+        """Strict JSON is parsed here; NaN tokens, deep nesting or errors take a slower parser off the event loop."""
+        raw = await _read(request)
+        return fast_body(raw) or await asyncio.get_running_loop().run_in_executor(self.executor, parse_body, raw)
 
     def _handler(self, api: str, answer):
         async def handle(request: web.Request) -> web.Response:
             started = time.perf_counter()
             try:
-                body, status = orjson.dumps(await answer(request), option=orjson.OPT_SERIALIZE_NUMPY), 200
+                result = await answer(request)
+                if isinstance(result, web.Response):
+                    return result
+                body, status = dumps(result), 200
             except ServingError as e:
-                body, status = orjson.dumps({"error": e.message}), e.http_status
+                body, status = error_body(e.message), e.http_status
                 self.metrics.errors.labels(api, e.code).inc()
             except Exception as e:  # an internal fault answers 500 and keeps the server serving others
                 log.exception("internal error on %s", request.path)
-                body, status = orjson.dumps({"error": f"Internal: {type(e).__name__}: {e}"}), 500
+                body, status = error_body(f"Internal: {type(e).__name__}: {e}"), 500
                 self.metrics.errors.labels(api, "INTERNAL").inc()
             self.metrics.requests.labels(api, str(status)).inc()
             self.metrics.latency.labels(api).observe(time.perf_counter() - started)
@@ -337,17 +348,13 @@ class ModelServer:
         return handle
 
 
-async def _body(request: web.Request) -> object:
+async def _read(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise _too_large(request.content_length)
     try:
-        raw = await request.read()
+        return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise _too_large(None) from None
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as e:
-        raise ServingError("INVALID_ARGUMENT", f"JSON Parse error: {e}") from None
 
 
 def _too_large(size: int | None) -> ServingError:

@@ -78,6 +78,14 @@ def test_samples_that_do_not_fit_the_signature_name_sample_instances_uri(plain, 
     assert (e.value.parameter, e.value.value) == ("sample_instances_uri", "samples.jsonl")
 
 
+def test_samples_the_graph_refuses_name_sample_instances_uri(plain, tmp_path):
+    # Fed as sent, as TF Serving feeds them: a shape the signature does not declare is refused by the run.
+    target = prepare(str(plain), tmp_path / "out", "", "", "")
+    with pytest.raises(UserError) as e:
+        reference_predictions(target, [{"a": [1.0, 2.0], "tag": "x"}], ("serve",), str(plain), "samples.jsonl")
+    assert e.value.parameter == "sample_instances_uri" and "Matrix size-incompatible" in str(e.value)
+
+
 def test_the_convert_and_warmup_shells_write_their_artifacts(plain, tmp_path):
     samples = tmp_path / "samples.jsonl"
     samples.write_text("".join(json.dumps(r) + "\n" for r in ROWS))

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-# tensorflow_serving/model_servers/http_rest_api_handler: status -> HTTP.
+# tensorflow_serving/model_servers/http_server.cc ToHTTPStatusCode: status -> HTTP; the rest (UNKNOWN, INTERNAL,
+# DATA_LOSS) 500.
 HTTP_STATUS = {
+    "CANCELLED": 499,
     "INVALID_ARGUMENT": 400,
     "FAILED_PRECONDITION": 400,
     "OUT_OF_RANGE": 400,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
     "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "ABORTED": 409,
     "RESOURCE_EXHAUSTED": 429,
     "UNIMPLEMENTED": 501,
     "UNAVAILABLE": 503,

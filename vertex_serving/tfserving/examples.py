@@ -1,89 +1,169 @@
-"""TF Serving's REST classify and regress formats: JSON examples to serialized `tf.train.Example`s, and results.
+"""TF Serving's REST classify and regress: JSON examples to serialized `tf.train.Example`s, signatures, results.
 
-Request `{"signature_name"?, "context"?, "examples": [{feature: value | [values]}]}`; whole numbers become
-int64 features, decimals float features, strings and `{"b64": ...}` bytes features. Responses are
-`{"result": [[[label, score], ...], ...]}` for classify and `{"result": [value, ...]}` for regress.
+Request `{"signature_name"?, "context"?, "examples": [{feature: value | [values]}]}` -> `{"results": ...}`, as
+json_tensor.cc reads and writes them. Whole numbers and booleans become int64 features, decimals float features,
+strings and `{"b64": ...}` bytes features. The signature and result checks are those of TF Serving's classifier
+and regressor (`servables/tensorflow/classifier.cc`, `regressor.cc`), without the optional method-name check.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 import numpy as np
 
 from vertex_serving.tfserving.errors import ServingError
+from vertex_serving.tfserving.jsondoc import debug_string, type_name
+from vertex_serving.tfserving.servable import DEFAULT_SIGNATURE, Servable, Signature
+from vertex_serving.tfserving.tensors import decode_base64
+
+_INT64_MAX = 2**63 - 1
+
+
+def _bad(message: str) -> ServingError:
+    return ServingError("INVALID_ARGUMENT", message)
 
 
 def parse_examples(body: dict) -> np.ndarray:
+    """The serialized examples, each prefixed by the context: in the parsed proto the example's features win."""
+    context = _example(body["context"]).SerializeToString() if "context" in body else b""
+    if "examples" not in body:
+        raise _bad(
+            f"JSON Value: {debug_string(body)} When method is classify, key 'examples' is expected and was not found"
+        )
+    examples = body["examples"]
+    if type(examples) is not list:
+        raise _bad(f"JSON Value: {debug_string(body)} Expecting 'examples' value to be an list/array")
+    if not examples:
+        raise _bad(f"JSON Value: {debug_string(body)} 'examples' value is an empty array")
+    serialized = np.empty(len(examples), dtype=object)
+    serialized[:] = [context + _example(e).SerializeToString() for e in examples]
+    return serialized
+
+
+def _example(value: object):
     from tensorflow.core.example import example_pb2
 
-    examples, context = body.get("examples"), body.get("context", {})
-    if not isinstance(examples, list) or not examples:
-        raise ServingError("INVALID_ARGUMENT", "'examples' must be a non-empty JSON list of objects")
-    if not isinstance(context, dict):
-        raise ServingError("INVALID_ARGUMENT", "'context' must be a JSON object")
-    serialized = []
-    for position, features in enumerate(examples):
-        if not isinstance(features, dict):
-            raise ServingError("INVALID_ARGUMENT", f"Example {position} is not a JSON object")
-        clash = sorted(set(features) & set(context))
-        if clash:
-            raise ServingError("INVALID_ARGUMENT", f"Example {position} repeats context features {clash}")
-        example = example_pb2.Example()
-        for name, value in {**context, **features}.items():
-            _set_feature(example.features.feature[name], name, value)
-        serialized.append(example.SerializeToString())
-    return np.array(serialized, dtype=object)
+    if type(value) is not dict:
+        raise _bad(f"Example must be JSON object but got JSON {type_name(value)}")
+    example = example_pb2.Example()
+    for name, content in value.items():
+        kind, items = "", []
+        for item in content if type(content) is list else [content]:
+            kind = _add_value(item, name, kind, items)
+        feature = example.features.feature[name]  # an empty list still makes an (empty) feature
+        if kind:
+            getattr(feature, f"{kind}_list").value.extend(items)
+    return example
 
 
-def _set_feature(feature, name: str, value: object) -> None:
-    values = value if isinstance(value, list) else [value]
-    if all(isinstance(v, bool) for v in values) or not values:
-        raise ServingError("INVALID_ARGUMENT", f"Feature '{name}' must hold numbers or strings")
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        feature.int64_list.value.extend(values)
-    elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        feature.float_list.value.extend(values)
-    elif all(isinstance(v, str | dict) for v in values):
-        feature.bytes_list.value.extend(_bytes(name, v) for v in values)
+def _add_value(item: object, name: str, kind: str, items: list) -> str:
+    """AddValueToFeature: the first value fixes the feature's kind; returns it."""
+    if item is None or type(item) is list or (type(item) is dict and not _is_b64(item)):
+        raise _bad(f"Feature: {name} has element with unexpected JSON type: {type_name(item)}")
+    if type(item) is bool or type(item) is int:
+        wanted = "int64"
+    elif type(item) is float:
+        wanted = "float"
     else:
-        raise ServingError("INVALID_ARGUMENT", f"Feature '{name}' mixes numbers and strings")
+        wanted = "bytes"
+    if kind and kind != wanted:
+        raise _bad(f"Unexpected element type in feature: {name} expecting type: {kind}")
+    if type(item) is int and item > _INT64_MAX:
+        raise _bad(f"Feature: {name} has uint64_t element. Only int64_t is supported.")
+    if type(item) is dict:
+        item = decode_base64(item["b64"])
+    elif type(item) is str:
+        item = item.encode("utf-8", "surrogateescape")
+    items.append(int(item) if type(item) is bool else item)
+    return wanted
 
 
-def _bytes(name: str, value: str | dict) -> bytes:
-    if isinstance(value, str):
-        return value.encode()
-    if set(value) != {"b64"}:
-        raise ServingError("INVALID_ARGUMENT", f"Feature '{name}' has an object that is not {{'b64': ...}}")
-    try:
-        return base64.b64decode(value["b64"], validate=True)
-    except (binascii.Error, TypeError):
-        raise ServingError("INVALID_ARGUMENT", f"Feature '{name}' has invalid base64") from None
+def _is_b64(value: dict) -> bool:
+    return len(value) == 1 and type(value.get("b64")) is str
 
 
-def format_classify(outputs: dict[str, np.ndarray]) -> dict:
-    scores, classes = outputs.get("scores"), outputs.get("classes")
-    if scores is None and classes is None:
-        raise ServingError("INVALID_ARGUMENT", "Classification signature outputs neither 'classes' nor 'scores'")
-    rows = len(scores if scores is not None else classes)
-    scores = scores.reshape(rows, -1) if scores is not None else None
-    classes = classes.reshape(rows, -1) if classes is not None else None
-    width = (scores if scores is not None else classes).shape[1]
-
-    def pair(i: int, j: int) -> list:
-        label = classes[i][j].decode() if classes is not None else ""
-        return [label, float(scores[i][j]) if scores is not None else 0.0]
-
-    return {"result": [[pair(i, j) for j in range(width)] for i in range(rows)]}
+# Signatures ----------------------------------------------------------------------------------------------------
 
 
-def format_regress(outputs: dict[str, np.ndarray]) -> dict:
-    if "outputs" not in outputs:
-        raise ServingError("INVALID_ARGUMENT", "Regression signature has no 'outputs' output")
-    values = outputs["outputs"]
-    if values.ndim > 2 or (values.ndim == 2 and values.shape[1] != 1):
-        raise ServingError(
-            "INVALID_ARGUMENT", f"Regression output must have one value per example, not {list(values.shape)}"
+def _signature(servable: Servable, name: str) -> tuple[Signature, object]:
+    key = name or DEFAULT_SIGNATURE
+    if key not in servable.signatures:
+        raise _bad(f"No signature was found with the name: {key}")
+    signature = servable.signatures[key]
+    if len(signature.inputs) != 1:
+        raise _bad("Expected one input Tensor.")
+    return signature, servable.meta_graph.signature_def[key]
+
+
+def classify_signature(servable: Servable, name: str) -> Signature:
+    signature, proto = _signature(servable, name)
+    if len(signature.outputs) not in (1, 2):
+        raise _bad(f"Expected one or two output Tensors, found {len(signature.outputs)}")
+    if "inputs" not in signature.inputs:
+        raise _bad(f"No classification inputs found in SignatureDef: {proto}")
+    if "classes" not in signature.outputs and "scores" not in signature.outputs:
+        raise _bad(
+            'Expected classification signature outputs to contain at least one of "classes" or "scores". '
+            f"Signature was: {proto}"
         )
-    return {"result": [float(v) for v in values.reshape(-1)]}
+    return signature
+
+
+def regress_signature(servable: Servable, name: str) -> Signature:
+    signature, proto = _signature(servable, name)
+    if len(signature.outputs) != 1:
+        raise _bad("Expected one output Tensor.")
+    if "inputs" not in signature.inputs:
+        raise _bad(f"No regression inputs found in SignatureDef: {proto}")
+    if "outputs" not in signature.outputs:
+        raise _bad(f"No regression outputs found in SignatureDef: {proto}")
+    return signature
+
+
+# Results -------------------------------------------------------------------------------------------------------
+
+
+def format_classify(outputs: dict[str, np.ndarray], examples: int, signature: Signature) -> dict:
+    """`{"results": [[[label, score], ...], ...]}`: "" without a classes output, 0.0 without a scores output."""
+    classes, scores = outputs.get("classes"), outputs.get("scores")
+    for key, tensor, dtype in (("classes", classes, "DT_STRING"), ("scores", scores, "DT_FLOAT")):
+        if tensor is None:
+            continue
+        if tensor.ndim != 2:
+            raise _bad(f"Expected Tensor shape: [batch_size num_classes] but got {_shape(tensor)}")
+        if signature.outputs[key].dtype_name != dtype:
+            raise _bad(f"Expected {key} Tensor of {dtype}. Got: {signature.outputs[key].dtype_name}")
+        if tensor.shape[0] != examples:
+            raise _bad(f"Expected {key} output batch size of {examples}. Got: {tensor.shape[0]}")
+    if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
+        raise _bad(f"Tensors class and score should match in dim_size(1). Got {classes.shape[1]} vs. {scores.shape[1]}")
+    if not examples:
+        raise _bad("Cannot convert empty ClassificationResults to JSON")
+    width = (classes if classes is not None else scores).shape[1]
+
+    def label(i: int, j: int) -> str:
+        return classes[i, j].decode("utf-8", "replace") if classes is not None else ""
+
+    def score(i: int, j: int) -> object:
+        return scores[i, j] if scores is not None else 0.0
+
+    return {"results": [[[label(i, j), score(i, j)] for j in range(width)] for i in range(examples)]}
+
+
+def format_regress(outputs: dict[str, np.ndarray], examples: int, signature: Signature) -> dict:
+    """`{"results": [value, ...]}`, one value per example."""
+    values = outputs["outputs"]
+    if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):
+        raise _bad(
+            f"Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got {_shape(values)}"
+        )
+    if values.shape[0] != examples:
+        raise _bad(f"Input batch size did not match output batch size: {examples} vs. {values.shape[0]}")
+    if signature.outputs["outputs"].dtype_name != "DT_FLOAT":
+        raise _bad(f"Expected output Tensor of DT_FLOAT.  Got: {signature.outputs['outputs'].dtype_name}")
+    if not examples:
+        raise _bad("Cannot convert empty RegressionResults to JSON")
+    return {"results": values.reshape(-1)}
+
+
+def _shape(tensor: np.ndarray) -> str:
+    return "[" + ",".join(map(str, tensor.shape)) + "]"

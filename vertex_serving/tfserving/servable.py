@@ -177,6 +177,11 @@ def _tag_sets(model_dir: Path) -> list[str]:
 
 
 _STATUS_BY_OP_ERROR = {
+    "CancelledError": "CANCELLED",
+    "UnauthenticatedError": "UNAUTHENTICATED",
+    "PermissionDeniedError": "PERMISSION_DENIED",
+    "AlreadyExistsError": "ALREADY_EXISTS",
+    "AbortedError": "ABORTED",
     "InvalidArgumentError": "INVALID_ARGUMENT",
     "FailedPreconditionError": "FAILED_PRECONDITION",
     "OutOfRangeError": "OUT_OF_RANGE",
