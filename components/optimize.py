@@ -22,6 +22,8 @@ class Optimized(NamedTuple):
     version_description: str
     report: str
     metrics: dict
+    trials: list = []  # what was measured (vertex_serving.optimize.Trial), and what was decided from it
+    decision: object = None
 
 
 def optimize_model(
@@ -62,7 +64,7 @@ def optimize_model(
     text = core.report(trials, decision, sizes, where, container_args, chosen_args)
     line = core.record(decision, chosen_args, sizes)
     description = f"{config.version_description}\n{line}" if config.version_description else line
-    return Optimized(chosen_args, description, text, _metrics(trials, decision, configured, sizes))
+    return Optimized(chosen_args, description, text, _metrics(trials, decision, configured, sizes), trials, decision)
 
 
 def _trial(candidate, measured, reference: dict, config, compare):
@@ -154,4 +156,4 @@ def optimize(
         metrics.log_metric(name, value)
     Path(optimize_report.path).write_text(found.report)
     print(f"optimize: container args {found.container_args}")
-    return (found.container_args, found.version_description)
+    return found.container_args, found.version_description

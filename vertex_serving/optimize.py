@@ -105,13 +105,34 @@ def measure(
 ) -> tuple[list[int], list[Measured]]:
     """Batch sizes measured and each candidate's numbers, measured in a fresh process.
 
-    A fresh process, because XLA reads its CPU flag once, when TensorFlow first starts in a process.
+    A fresh process, because XLA reads its CPU flag once, when TensorFlow first starts in a process; started with its
+    own command (not multiprocessing's spawn), so that it never re-runs the caller's main module.
     """
-    import multiprocessing
+    import pickle
+    import subprocess
+    import sys
 
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(1) as pool:
-        return pool.apply(_measure, (str(model_dir), dict(options), instances, rounds, round_seconds))
+    request = pickle.dumps((str(model_dir), dict(options), instances, rounds, round_seconds))
+    done = subprocess.run(
+        [sys.executable, "-c", "import vertex_serving.optimize as o; o._measure_main()"],
+        input=request,
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        lines = done.stderr.decode(errors="replace").strip().splitlines()
+        raise RuntimeError(f"measuring the candidates failed: {lines[-1] if lines else done.returncode}")
+    return pickle.loads(done.stdout)
+
+
+def _measure_main() -> None:
+    """The measuring process: arguments in on stdin, results out on stdout (both pickled, between our processes)."""
+    import pickle
+    import sys
+
+    arguments = pickle.loads(sys.stdin.buffer.read())
+    results = _measure(*arguments)
+    sys.stdout.buffer.write(pickle.dumps(results))
 
 
 def _measure(model_dir: str, options: dict, instances: list, rounds: int, round_seconds: float):
@@ -343,11 +364,17 @@ def report(
 
 
 def record(decision: Decision, chosen_args: Sequence[str], sizes: Sequence[int]) -> str:
-    """One line for the model version's description: what was chosen and why, readable by the next run."""
-    dropped = [f"{n}: {r.split(': ', 1)[-1]}" for n, r in decision.reasons.items() if not r.startswith("chosen")]
-    why = "; ".join(d for d in dropped if not d.startswith(PLAIN))
-    return f"vsp-optimize: chose {decision.chosen_name} args={_args(chosen_args)} batch={','.join(map(str, sizes))}" + (
-        f" ({why})" if why else ""
+    """One line for the model version's description: what was chosen and why the others were not, for the next run."""
+    why = []
+    for name, reason in decision.reasons.items():
+        if name == PLAIN or reason.startswith("chosen"):
+            continue
+        verdict, _, detail = reason.partition(": ")
+        short = detail.split(", below")[0] if verdict == "not kept" else verdict.split(",")[0]
+        why.append(f"{name}: {short}")
+    return (
+        f"vsp-optimize: chose {decision.chosen_name} args={' '.join(chosen_args) or '(none)'} "
+        f"batch={','.join(map(str, sizes))}" + (f" ({'; '.join(why)})" if why else "")
     )
 
 
