@@ -284,3 +284,18 @@ def test_an_unknown_machine_type_is_refused_with_the_one_meant(machine_type, fix
 def test_known_families_and_sizes_pass():
     for machine_type in ("n1-highmem-16", "e2-standard-8", "c3-standard-22"):
         validate(named(**CPU, machine_type=machine_type), CATALOG)
+
+
+def test_an_unknown_optimization_mode_is_refused():
+    parameter, message = only(**CPU, optimization="fastest")
+    assert parameter == "optimization" and "use one of as_configured, measure" in message
+
+
+def test_a_min_speedup_below_one_is_refused():
+    parameter, message = only(**CPU, min_speedup=0.9)
+    assert parameter == "min_speedup" and "would keep a flag that makes the model slower" in message
+
+
+def test_measuring_the_standard_runtime_is_refused():
+    parameter, message = only(accelerator="cpu", runtime="standard", container_version="2.15", optimization="measure")
+    assert parameter == "optimization" and "runtime='standard'" in message
