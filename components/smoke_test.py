@@ -245,6 +245,8 @@ def smoke_test(
         metrics.log_metric(name, round(getattr(found, name), 4))
     if found.top1_agreement is not None:
         metrics.log_metric("top1_agreement", found.top1_agreement)
+    from components.serving_log import optimization_log_section
+
     Path(smoke_report.path).write_text(
         report(
             found,
@@ -253,6 +255,7 @@ def smoke_test(
             vertex_model.metadata["resourceName"],
             {"atol": smoke_atol, "rtol": smoke_rtol},
         )
+        + optimization_log_section(api_endpoint, project, location, endpoint_name, deployed_model_id)
     )
     if found.problems:
         raise SmokeTestFailed(
