@@ -131,8 +131,9 @@ def _measure_main() -> None:
     import sys
 
     arguments = pickle.loads(sys.stdin.buffer.read())
-    results = _measure(*arguments)
-    sys.stdout.buffer.write(pickle.dumps(results))
+    out = sys.stdout.buffer
+    sys.stdout = sys.stderr  # stdout carries the results alone, whatever else prints
+    out.write(pickle.dumps(_measure(*arguments)))
 
 
 def _measure(model_dir: str, options: dict, instances: list, rounds: int, round_seconds: float):

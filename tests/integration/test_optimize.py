@@ -126,3 +126,24 @@ def test_a_model_that_loses_its_top1_under_bfloat16_keeps_compression_off(tmp_pa
         assert result.decision.reasons["allow_precompilation + allow_compression"].startswith("outside tolerance")
     else:
         assert NO_BF16 in result.report
+
+
+def test_a_tpu_deployment_keeps_its_flags_and_says_its_speed_was_not_measured(digits, tmp_path):
+    model_dir, instances = digits
+    result, resolved = optimized(
+        model_dir,
+        tmp_path,
+        instances,
+        accelerator="tpu",
+        machine_type="ct5lp-hightpu-1t",
+        container_version="nightly",
+        allow_precompilation=True,
+    )
+    assert result.container_args == resolved.container_args == ["--allow_precompilation=true"]
+    assert "ct5lp-hightpu-1t is a Cloud TPU: TPU speed cannot be measured here." in result.report
+    assert result.decision.reasons["allow_precompilation"].startswith("chosen: the configured flags are kept")
+    # Each candidate's outputs are still checked on this CPU; the verdict says whether they stay within tolerance.
+    assert all(not t.error for t in result.trials) and {t.name for t in result.trials} >= {PLAIN, "disable_optimizer"}
+    for t in result.trials:
+        reason = result.decision.reasons[t.name]
+        assert ("outside tolerance" in reason) == bool(t.accuracy_problems)
