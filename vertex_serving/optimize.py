@@ -71,8 +71,10 @@ def candidates(config: DeployConfig, catalog: Catalog, bf16: bool) -> tuple[list
     for flags in wanted:
         try:
             plan = validate(dataclasses.replace(config, **{f: f in flags for f in TUNABLE}), catalog)
-        except InvalidConfig:
-            continue  # a combination the rules refuse (disable_optimizer with precompilation) is no candidate
+        except InvalidConfig as e:
+            if not ("disable_optimizer" in flags and len(flags) > 1):  # that one contradicts itself: no news
+                notes.append(f"{name_of(flags)}: not tried, the rules refuse it ({e.errors[0]})")
+            continue
         actual = configured_flags(plan.options)  # tpu_mode='preconverted' turns disable_optimizer on by itself
         found.setdefault(actual, Candidate(actual, plan.options, plan.container_args))
     return sorted(found.values(), key=lambda c: (len(c.flags), c.name != PLAIN, c.name)), notes
@@ -228,6 +230,7 @@ class Trial:
     top1_agreement: float | None = None
     accuracy_problems: tuple[str, ...] = ()
     error: str = ""
+    warmup_seconds: float = 0.0  # replaying the warmup file: where XLA compiles
 
     @property
     def name(self) -> str:
@@ -342,6 +345,7 @@ def report(
         "candidate",
         *[f"p50 / p99 ms @{s}" for s in sizes],
         f"inst/s @{largest}",
+        "warmup s",
         "max abs diff",
         "top-1",
         "verdict",
@@ -352,6 +356,7 @@ def report(
         cells = [f"`{t.name}`{mark}"]
         cells += [f"{t.p50_ms[s]:.3f} / {t.p99_ms.get(s, 0.0):.3f}" if s in t.p50_ms else "-" for s in sizes]
         cells.append(f"{t.throughput:.0f}" if t.throughput else "-")
+        cells.append("-" if t.error else f"{t.warmup_seconds:.2f}")
         cells.append("-" if t.error else f"{t.max_abs_diff:.3g}")
         cells.append("n/a" if t.top1_agreement is None else f"{t.top1_agreement:.1%}")
         cells.append(decision.reasons.get(t.name, "").replace("|", "/"))

@@ -104,7 +104,7 @@ def test_the_report_has_a_row_per_candidate_and_the_record_says_why():
     trials = [trial(p50={1: 1.0, 32: 10.0}), trial(XLA, p50={1: 0.5, 32: 15.0})]
     decision = choose(trials, frozenset({XLA}), 1.1)
     text = report(trials, decision, [1, 32], ["measured here"], ["--allow_precompilation=true"], [])
-    assert "| `allow_precompilation` (configured) | 0.500 / 1.000 | 15.000 / 30.000 |" in text
+    assert "| `allow_precompilation` (configured) | 0.500 / 1.000 | 15.000 / 30.000 | - | 0.00 |" in text
     assert "Chosen: `plain`; container args (none) instead of the configured `--allow_precompilation=true`." in text
     assert record(decision, [], [1, 32]) == (
         "vsp-optimize: chose plain args=(none) batch=1,32 (allow_precompilation: 0.67x plain at batch 32)"
@@ -157,3 +157,17 @@ def test_the_cloud_logging_filter_names_the_deployed_model():
     text = log_filter("p", "us-central1", "123", "456")
     assert 'resource.type="aiplatform.googleapis.com/Endpoint"' in text
     assert 'resource.labels.endpoint_id="123"' in text and 'labels.deployed_model_id="456"' in text
+
+
+def test_a_combination_the_rules_refuse_is_not_tried_and_the_note_says_which_rule():
+    gpu = config(
+        accelerator="gpu",
+        machine_type="n1-standard-8",
+        accelerator_type="NVIDIA_TESLA_T4",
+        accelerator_count=1,
+        use_tfrt=True,
+        allow_precompilation=True,
+    )
+    found, notes = candidates(gpu, CATALOG, bf16=False)
+    assert all(XLA in c.flags for c in found)  # TFRT on GPU needs precompilation
+    assert notes[1].startswith("plain: not tried, the rules refuse it (use_tfrt=True on GPU needs")
