@@ -136,6 +136,7 @@ def optimized(optimize, checked, converted, warmed) -> dict:
     A task's accelerator cannot be switched off by a parameter, so a GPU deployment runs the step in its own branch;
     the upload step takes the container args and version description of whichever branch ran (one source of args).
     """
+    # The machine is the step's input too: its report names it, and kfp hands a branch only the values a task reads.
     machine = {k: checked.outputs[f"optimize_{k}"] for k in ("cpu_limit", "memory_limit", "accelerator_type")}
     inputs = {
         "config": checked.outputs["config"],
