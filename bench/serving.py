@@ -2,8 +2,8 @@
 
 For a tabular MLP and a CNN: the in-process limit (the serving signature called directly at the max batch size),
 the server with batching and with batching off, at 1..64 concurrent clients (wrk, a separate process); the
-first request after healthy with and without a warmup file under XLA precompilation; and a 64-client soak for
-errors and memory growth. Medians throughout: the machine is shared and noisy.
+first request after healthy with and without a warmup file under XLA precompilation; the optimize step's choice
+against the configured flags; and a 64-client soak for errors and memory growth. Medians throughout: the machine is shared and noisy.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from tabulate import tabulate
 
 from bench import models
 from bench.load import Load, require_wrk, run_load
+from bench.optimize import chosen_against_configured
 from localvertex.modelserver.launch import start_model_server
 
 MAX_BATCH = 32
@@ -210,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\nbench: first request after healthy (XLA precompilation)", flush=True)
     warm = first_request(dirs["cnn"], shapes["cnn"], True, work)
     cold = first_request(dirs["cnn"], shapes["cnn"], False, work)
+    print("bench: optimize step, chosen against configured (CNN)", flush=True)
+    optimized = chosen_against_configured(dirs["cnn"], shapes["cnn"], work)
     print(f"bench: soak, 64 clients, {args.soak_seconds:g}s", flush=True)
     soaked = soak(dirs["mlp"], shapes["mlp"], args.soak_seconds, work)
 
@@ -249,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                 + f"(first {run['first_ms']:.1f} ms, then {following}; p50 {run['steady_p50_ms']:.1f} ms)",
             ]
         )
+    checks.append(optimized)
     growth = soaked["rss_after_mib"] / soaked["rss_before_mib"] - 1
     checks.append(
         [

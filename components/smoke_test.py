@@ -291,7 +291,12 @@ def smoke_test(
     if last.top1_agreement is not None:
         metrics.log_metric("top1_agreement", last.top1_agreement)
     metrics.log_metric("stages_passed", sum(not f.problems for f in stages))
-    Path(smoke_report.path).write_text(report(stages, endpoint_name, deployed_model_id, model_name, checks))
+    from components.serving_log import optimization_log_section
+
+    Path(smoke_report.path).write_text(
+        report(stages, endpoint_name, deployed_model_id, model_name, checks)
+        + optimization_log_section(api_endpoint, project, location, endpoint_name, deployed_model_id)
+    )
     if last.problems:
         raise SmokeTestFailed(
             f"smoke test failed for DeployedModel {deployed_model_id} at {last.stage}: {'; '.join(last.problems)}; "

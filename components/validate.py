@@ -1,10 +1,15 @@
 """Checks the whole configuration first, so a bad one fails the run before anything is created or billed."""
 
+import json
 from typing import NamedTuple
 
 from kfp.dsl.component_decorator import component  # importable inside a running component, unlike dsl.component
 
 from components import COMPONENT_IMAGE
+
+# What the optimize step asks for where it has no deployment machine to copy (as_configured, TPU, an unknown size).
+STEP_RESOURCES = ("1", "2G")
+MEASURE_RESOURCES = ("4", "16G")
 
 
 class Resolved(NamedTuple):
@@ -13,6 +18,12 @@ class Resolved(NamedTuple):
     machine_type: str
     batching_config: str
     warmup_batch_sizes: list
+    # The checked parameters (JSON), and the machine the optimize step asks for: the deployment's vCPUs, memory and
+    # GPU, so that what it measures is what the deployment will see.
+    config: str = "{}"
+    optimize_cpu_limit: str = STEP_RESOURCES[0]
+    optimize_memory_limit: str = STEP_RESOURCES[1]
+    optimize_accelerator_type: str = ""
 
 
 def resolve(values: dict) -> Resolved:
@@ -26,13 +37,32 @@ def resolve(values: dict) -> Resolved:
     for warning in plan.warnings:
         print(f"warning: {warning}")
     sizes = list(plan.batching.batch_sizes()) if plan.batching else [1]
+    cpu, memory, gpu = optimize_resources(config, plan.machine_spec["machine_type"])
     return Resolved(
         plan.image.uri,
         list(plan.container_args),
         plan.machine_spec["machine_type"],
         plan.batching.to_text() if plan.batching else "",
         sizes,
+        json.dumps(config.to_parameters(), sort_keys=True),
+        cpu,
+        memory,
+        gpu,
     )
+
+
+def optimize_resources(config, machine_type: str) -> tuple[str, str, str]:
+    """(CPU limit, memory limit, GPU type) for the optimize step: the deployment machine's, when it measures."""
+    from vertex_serving.catalog import EXTEND_WITH_PARAMETER, load_catalog
+
+    if config.optimization != "measure":
+        return (*STEP_RESOURCES, "")
+    gpu = config.accelerator_type if config.accelerator == "gpu" else ""
+    size = load_catalog(config.catalog, extend_hint=EXTEND_WITH_PARAMETER).machine_resources(machine_type)
+    if config.accelerator == "tpu" or size is None:
+        return (*MEASURE_RESOURCES, gpu)
+    vcpus, memory_gb = size
+    return str(vcpus), f"{memory_gb:g}G", gpu
 
 
 # The inputs are DeployConfig's fields, in the pipeline's types (a test holds them equal): kfp reads a step's
@@ -79,6 +109,8 @@ def validate_config(
     smoke_min_top1_agreement: float,
     smoke_requests: int,
     smoke_p99_latency_ms: float,
+    optimization: str,
+    min_speedup: float,
 ) -> NamedTuple(
     "Resolved",
     [
@@ -87,6 +119,10 @@ def validate_config(
         ("machine_type", str),
         ("batching_config", str),
         ("warmup_batch_sizes", list),
+        ("config", str),
+        ("optimize_cpu_limit", str),
+        ("optimize_memory_limit", str),
+        ("optimize_accelerator_type", str),
     ],
 ):
     values = dict(locals())

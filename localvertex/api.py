@@ -59,6 +59,7 @@ class Api:
         app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         app.router.add_route("*", "/v1/{path:.*}", self._dispatch)
         app.router.add_route("*", "/ui/{path:.*}", self._dispatch)  # where the SDK polls operations
+        app.router.add_route("POST", "/{path:v2/entries:list}", self._dispatch)  # Cloud Logging (logs.py)
         app.on_startup.append(self._open)
         app.on_cleanup.append(self._close)
         return app

@@ -122,7 +122,7 @@ class Deployer:
         }
         (self.settings.data_dir / "tmp").mkdir(parents=True, exist_ok=True)
         env |= {e.name: expand(e.value, env) for e in container.env}
-        log = self.settings.data_dir / "logs" / f"deployed-model-{deployed_model_id}.log"
+        log = server_log(self.settings.data_dir, deployed_model_id)
         server = start_model_server(
             model.artifact_uri,
             [expand(a, env) for a in container.args],
@@ -156,6 +156,14 @@ class Deployer:
         if server is None or server.process.poll() is not None:
             raise VertexError("UNAVAILABLE", f"DeployedModel {deployed_model_id} has no running model server")
         return server
+
+
+def server_log(data_dir: Path, deployed_model_id: str) -> Path:
+    """Where a DeployedModel's model-server log is kept: every start of its server adds to it (restarts included),
+    and it outlives the server, as its prediction log does in Cloud Logging."""
+    if not deployed_model_id.isdigit():
+        raise VertexError("INVALID_ARGUMENT", f"DeployedModel id {deployed_model_id!r} is not a number")
+    return data_dir / "logs" / f"deployed-model-{deployed_model_id}.log"
 
 
 def routes(endpoint_id: str, deployed_model_id: str, container: types.ModelContainerSpec) -> tuple[str, str]:

@@ -22,6 +22,7 @@ from aiohttp import web
 from localvertex import deployer as deployer_module
 from localvertex.api import Api
 from localvertex.deployer import Deployer, now, status_message
+from localvertex.logs import LogEntries
 from localvertex.modelserver.launch import free_port
 from localvertex.pipeline_jobs import PipelineJobs
 from localvertex.schedules import Schedules
@@ -113,7 +114,7 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
     pipeline_jobs.recover()
     schedules = Schedules(store, pipeline_jobs)
     schedules.recover()
-    api = Api(store, deployer, services=(pipeline_jobs, schedules))
+    api = Api(store, deployer, services=(pipeline_jobs, schedules, LogEntries(data_dir)))
     runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

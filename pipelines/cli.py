@@ -289,6 +289,16 @@ def _emulator_commands(commands) -> None:
         if name == "status":
             action.add_argument("--json", action="store_true", help="machine-readable output")
         action.set_defaults(run=run)
+    logs = _command(
+        actions,
+        "logs",
+        "show a DeployedModel's model-server log: each runtime flag and its effect, the warmup replay, errors",
+        "vsp emulator logs 2001 --follow",
+    )
+    logs.add_argument("deployed_model_id", metavar="DEPLOYED_MODEL_ID", help="as `vsp emulator status` lists it")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing what the server adds (Ctrl-C stops)")
+    logs.add_argument("--data-dir", type=_data_dir, default=None, help=f"state folder (default: {DATA_DIR_HELP})")
+    logs.set_defaults(run=_emulator_logs)
 
 
 def _emulator_up(args) -> int:
@@ -305,6 +315,12 @@ def _emulator_down(args) -> int:
     from localvertex.control import down
 
     return down(_default_data_dir(args))
+
+
+def _emulator_logs(args) -> int:
+    from pipelines.logs import show_log
+
+    return show_log(_default_data_dir(args), args.deployed_model_id, args.follow)
 
 
 def _emulator_status(args) -> int:

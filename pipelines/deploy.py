@@ -1,8 +1,8 @@
 """The deploy pipeline: SavedModel -> warmed, smoke-tested model version taking traffic on a Vertex AI endpoint.
 
-validate -> convert -> warmup -> upload -> trial -> endpoint -> deploy -> smoke test: the new version is
-smoke-tested on an endpoint of its own before the production endpoint is even looked up, then promoted there in
-steps, smoke-tested at each.
+validate -> convert -> warmup -> optimize -> upload -> trial -> endpoint -> deploy -> smoke test: the optimize
+step gives upload its container args (as configured, or measured); the new version is smoke-tested on an endpoint
+of its own before the production endpoint is even looked up, then promoted there in steps, smoke-tested at each.
 Every parameter of the optimized runtime is a pipeline parameter; `api_endpoint` (empty = Vertex AI) is the only
 thing that differs between a run on Vertex AI and a local run against localvertex.
 """
@@ -17,6 +17,7 @@ from components import COMPONENT_IMAGE
 from components.convert import convert
 from components.deploy import deploy
 from components.endpoint import endpoint
+from components.optimize import optimize
 from components.smoke_test import smoke_test
 from components.trial import trial
 from components.upload import upload
@@ -25,7 +26,7 @@ from components.warmup import warmup
 from vertex_serving.config import DeployConfig
 
 PIPELINE_NAME = "vertex-serving-deploy"
-STEPS = (validate_config, convert, warmup, upload, trial, endpoint, deploy, smoke_test)
+STEPS = (validate_config, convert, warmup, upload, trial, endpoint, deploy, smoke_test, optimize)
 
 
 class Outputs(NamedTuple):
@@ -58,7 +59,7 @@ def on_image(step, image: str):
 
 def build(component_image: str = COMPONENT_IMAGE):
     """The deploy pipeline whose steps run in `component_image` on Vertex AI Pipelines."""
-    validate_config, convert, warmup, upload, trial, endpoint, deploy, smoke_test = (
+    validate_config, convert, warmup, upload, trial, endpoint, deploy, smoke_test, optimize = (
         on_image(step, component_image) for step in STEPS
     )
     names = list(signature().parameters)
@@ -79,13 +80,14 @@ def build(component_image: str = COMPONENT_IMAGE):
             reference=converted.outputs["reference"],
             batch_sizes=checked.outputs["warmup_batch_sizes"],
         ).set_display_name("warmup")
+        chosen = optimized(optimize, checked, converted, warmed)
         uploaded = upload(
             **where,
             staging_bucket=p["staging_bucket"],
             display_name=p["model_display_name"],
-            version_description=p["version_description"],
+            version_description=chosen["version_description"],
             image_uri=checked.outputs["image_uri"],
-            container_args=checked.outputs["container_args"],
+            container_args=chosen["container_args"],
             model=warmed.outputs["warmed_model"],
         ).set_display_name("upload")
         smoke = {
@@ -144,3 +146,40 @@ def build(component_image: str = COMPONENT_IMAGE):
         name=PIPELINE_NAME,
         description="Deploy a TensorFlow SavedModel to a Vertex AI endpoint on the optimized TensorFlow runtime.",
     )(deploy_pipeline)
+
+
+def optimized(optimize, checked, converted, warmed) -> dict:
+    """The optimize step on the deployment's kind of machine: its vCPUs and memory, and its GPU when it has one.
+
+    A task's accelerator cannot be switched off by a parameter, so a GPU deployment runs the step in its own branch;
+    the upload step takes the container args and version description of whichever branch ran (one source of args).
+    """
+    # The machine is the step's input too: its report names it, and kfp hands a branch only the values a task reads.
+    machine = {k: checked.outputs[f"optimize_{k}"] for k in ("cpu_limit", "memory_limit", "accelerator_type")}
+    inputs = {
+        "config": checked.outputs["config"],
+        "container_args": checked.outputs["container_args"],
+        "model": warmed.outputs["warmed_model"],
+        "reference": converted.outputs["reference"],
+        **machine,
+    }
+    with dsl.If(machine["accelerator_type"] == "", name="optimize-on-cpu"):
+        on_cpu = (
+            optimize(**inputs)
+            .set_cpu_limit(machine["cpu_limit"])
+            .set_memory_limit(machine["memory_limit"])
+            .set_display_name("optimize")
+        )
+    with dsl.Else(name="optimize-on-gpu"):
+        on_gpu = (
+            optimize(**inputs)
+            .set_cpu_limit(machine["cpu_limit"])
+            .set_memory_limit(machine["memory_limit"])
+            .set_accelerator_type(machine["accelerator_type"])
+            .set_accelerator_limit(1)
+            .set_display_name("optimize")
+        )
+    return {
+        name: dsl.OneOf(on_cpu.outputs[name], on_gpu.outputs[name])
+        for name in ("container_args", "version_description")
+    }

@@ -74,6 +74,8 @@ class Catalog:
     machine_families: Mapping[str, tuple[str, ...]] = dataclasses_field(default_factory=dict)
     locations: tuple[str, ...] = ()
     extend_hint: str = EXTEND_WITH_FLAG
+    memory_gb_per_vcpu: Mapping[str, float] = dataclasses_field(default_factory=dict)
+    per_gpu: Mapping[str, Mapping[str, float]] = dataclasses_field(default_factory=dict)
 
     def machine_types(self) -> list[str]:
         """Every machine type Vertex AI serves on: the families' sizes and the TPU v5e types."""
@@ -83,6 +85,16 @@ class Catalog:
         return machine_type in self.tpu_machine_types or any(
             machine_type == f"{family}-{size}" for family, sizes in self.machine_families.items() for size in sizes
         )
+
+    def machine_resources(self, machine_type: str) -> tuple[int, float] | None:
+        """(vCPUs, GB of memory) of a machine type, or None where the catalog does not know its size."""
+        family, _, size = machine_type.rpartition("-")
+        if family in self.memory_gb_per_vcpu and size.isdigit():
+            return int(size), int(size) * float(self.memory_gb_per_vcpu[family])
+        if family in self.per_gpu and size.endswith("g") and size[:-1].isdigit():
+            gpus, sizes = int(size[:-1]), self.per_gpu[family]
+            return int(gpus * sizes["vcpus"]), gpus * float(sizes["memory_gb"])
+        return None
 
     def tpu_chips(self, machine_type: str) -> int | None:
         """TPU v5e chips of a machine type Vertex AI serves on, None for any other machine type."""
@@ -311,6 +323,8 @@ def _build(data: Mapping, source: str, extend_hint: str) -> Catalog:
         machine_families={k: tuple(str(s) for s in v) for k, v in machines.get("families", {}).items()},
         locations=tuple(data.get("locations", {}).get("vertex_ai", ())),
         extend_hint=extend_hint,
+        memory_gb_per_vcpu=dict(machines.get("memory_gb_per_vcpu", {})),
+        per_gpu={k: dict(v) for k, v in machines.get("per_gpu", {}).items()},
     )
 
 

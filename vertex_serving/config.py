@@ -72,6 +72,10 @@ class DeployConfig:
     smoke_min_top1_agreement: float = 0.99
     smoke_requests: int = 50
     smoke_p99_latency_ms: float = 0.0
+    # The optimize step: "measure" tries the runtime's optimizations on this model and keeps only those faster by
+    # min_speedup within the smoke test's tolerances; "as_configured" deploys the flags as written.
+    optimization: str = "as_configured"
+    min_speedup: float = 1.1
 
     def to_parameters(self) -> dict:
         """The values as pipeline parameters: tuples as lists, an unset use_tfrt as "" (a run has no null)."""

@@ -20,6 +20,7 @@ from vertex_serving.errors import InvalidConfig, UserError
 from vertex_serving.options import RuntimeOptions, options_for_tpu_mode
 
 EXPLANATION_METHODS = ("sampled_shapley", "integrated_gradients", "xrai")
+OPTIMIZATION_MODES = ("as_configured", "measure")
 _NETWORK = re.compile(r"projects/[^/]+/global/networks/[^/]+")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")  # Cloud Storage bucket names
 # Project IDs: 6 to 30 lowercase letters, digits and hyphens, a letter first; a domain may prefix it (example.com:id).
@@ -288,7 +289,50 @@ def model_rule(config: DeployConfig, catalog: Catalog) -> list[UserError]:
     return []
 
 
-RULES = (place_rule, date_rule, image_rule, machine_rule, runtime_rule, batching_rule, deploy_rule, model_rule)
+def optimization_rule(config: DeployConfig, catalog: Catalog) -> list[UserError]:
+    """The optimize step's settings: a known mode, a speedup that means faster, and flags to try."""
+    found = []
+    if config.optimization not in OPTIMIZATION_MODES:
+        found.append(
+            UserError(
+                "optimization",
+                config.optimization,
+                "is not an optimization mode",
+                f"use one of {', '.join(OPTIMIZATION_MODES)}",
+            )
+        )
+    if config.min_speedup < 1.0:
+        found.append(
+            UserError(
+                "min_speedup",
+                config.min_speedup,
+                "is below 1, which would keep a flag that makes the model slower",
+                "use 1.0 or more, e.g. 1.10",
+            )
+        )
+    if config.optimization == "measure" and config.runtime == "standard":
+        found.append(
+            UserError(
+                "optimization",
+                config.optimization,
+                "has nothing to measure with runtime='standard', which takes none of the optimized runtime's flags",
+                "set runtime='optimized', or optimization='as_configured'",
+            )
+        )
+    return found
+
+
+RULES = (
+    place_rule,
+    date_rule,
+    image_rule,
+    machine_rule,
+    runtime_rule,
+    batching_rule,
+    deploy_rule,
+    model_rule,
+    optimization_rule,
+)
 _READ_CHOICES = (image_rule, machine_rule, runtime_rule)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from vertex_serving.catalog import load_catalog
 from vertex_serving.errors import UserError
 from vertex_serving.options import RuntimeOptions, parse_container_args
+from vertex_serving.tfserving.servable import cpu_has_bf16
 
 log = logging.getLogger("modelserver")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -120,7 +121,7 @@ def describe_flags(options: RuntimeOptions, machine_type: str) -> list[str]:
     if options.allow_compression:
         effect = (
             "bfloat16 mixed precision (oneDNN)"
-            if _cpu_has_bf16()
+            if cpu_has_bf16()
             else "no local effect: this CPU has no bfloat16 support"
         )
         lines.append(
@@ -221,14 +222,6 @@ def _int_list(text: str) -> tuple[int, ...]:
         return tuple(int(p) for p in text.strip("'\"").split(",") if p.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers") from None
-
-
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 if __name__ == "__main__":

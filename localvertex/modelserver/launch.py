@@ -26,7 +26,7 @@ def free_port() -> int:
 
 @dataclass
 class ModelServerProcess:
-    """A running `python -m localvertex.modelserver`; its stderr goes to `log_path`."""
+    """A running `python -m localvertex.modelserver`; its stdout and stderr are appended to `log_path`."""
 
     process: subprocess.Popen
     port: int
@@ -34,6 +34,7 @@ class ModelServerProcess:
     health_route: str
     log_path: Path
     env: dict = field(default_factory=dict)
+    log_start: int = 0  # where this start's output begins in a log kept across starts
 
     @property
     def url(self) -> str:
@@ -60,7 +61,10 @@ class ModelServerProcess:
 
     def reason(self) -> str:
         """The server's last error line, which is what a failed deploy should report."""
-        lines = [line for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
+        with self.log_path.open("rb") as log:
+            log.seek(self.log_start)
+            text = log.read().decode(errors="replace")
+        lines = [line for line in text.splitlines() if line.strip()]
         failures = [line for line in lines if line.startswith("modelserver:")]
         return (failures or lines or ["no output"])[-1]
 
@@ -118,7 +122,8 @@ def start_model_server(
         **(env or {}),
     }
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
+    with log_path.open("ab") as log:  # appended: a restarted server's log follows the one that died
+        start = log.tell()
         process = subprocess.Popen(
             [*(command or [sys.executable, "-m", "localvertex.modelserver"]), *args],
             env=environment,
@@ -128,4 +133,4 @@ def start_model_server(
             start_new_session=True,
             preexec_fn=end_with_parent() if die_with_parent and sys.platform == "linux" else None,
         )
-    return ModelServerProcess(process, port, predict_route, health_route, log_path, environment)
+    return ModelServerProcess(process, port, predict_route, health_route, log_path, environment, start)

@@ -88,18 +88,29 @@ def test_the_compiled_pipeline_loads_back_and_names_every_parameter(tmp_path):
     pipeline = components.load_component_from_file(str(first))
     assert {f.name for f in dataclasses.fields(DeployConfig)} == set(pipeline.component_spec.inputs)
     spec = yaml.safe_load(first.read_text())
-    assert {"validate", "convert", "warmup", "upload", "endpoint", "deploy", "smoke-test"} <= {
+    assert {"validate", "convert", "warmup", "optimize", "upload", "endpoint", "deploy", "smoke-test"} <= {
         t["taskInfo"]["name"] for t in spec["root"]["dag"]["tasks"].values()
     }
 
 
 def test_two_submitted_runs_make_one_endpoint_two_versions_and_the_asked_split(emulator, digits, template):
     values = base_values(*digits)
-    for _ in range(2):
-        job = submit(template, arguments(emulator, **values))
+    for optimization in ("as_configured", "measure"):  # the second run measures the flags: its choice is recorded
+        job = submit(template, arguments(emulator, **values, optimization=optimization))
         job.wait()
         assert {t.task_name: t.state.name for t in job.task_details[1:]} == dict.fromkeys(
-            ("validate-config", "convert", "warmup", "upload", "trial", "endpoint", "deploy", "smoke-test"), "SUCCEEDED"
+            (
+                "validate-config",
+                "convert",
+                "warmup",
+                "optimize",
+                "upload",
+                "trial",
+                "endpoint",
+                "deploy",
+                "smoke-test",
+            ),
+            "SUCCEEDED",
         )
     endpoints = aiplatform.Endpoint.list(filter='display_name="e2e-endpoint"')
     assert len(endpoints) == 1
@@ -107,6 +118,9 @@ def test_two_submitted_runs_make_one_endpoint_two_versions_and_the_asked_split(e
     versions = aiplatform.models.ModelRegistry(model.resource_name).list_versions()
     assert sorted(v.version_id for v in versions) == ["1", "2"]
     assert aiplatform.Model(model.resource_name).version_id == "2"  # default once it passed, not at upload
+    measured = aiplatform.Model(model.resource_name, version="2")
+    assert "vsp-optimize: chose" in measured.version_description
+    assert "vsp-optimize" not in aiplatform.Model(model.resource_name, version="1").version_description
     endpoint = find_endpoint("e2e-endpoint")
     by_version = {d.model_version_id: d.id for d in endpoint.list_models()}
     assert endpoint.traffic_split == {by_version["1"]: 70, by_version["2"]: 30}
@@ -269,6 +283,6 @@ def test_vsp_run_local_with_a_user_catalog_version_end_to_end(digits, tmp_path):
         found = json.loads(result.getvalue())
         assert found["state"] == "PIPELINE_STATE_SUCCEEDED" and found["model_version"].endswith("@2")
         assert found["report"].startswith("# Smoke test passed") and found["metrics"]["top1_agreement"] == 1.0
-        assert [t["state"] for t in found["tasks"]] == ["SUCCEEDED"] * 7
+        assert [t["state"] for t in found["tasks"]] == ["SUCCEEDED"] * 8
     finally:
         down(data_dir)

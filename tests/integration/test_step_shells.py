@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from components.endpoint import endpoint
 from components.smoke_test import smoke_test
 from components.trial import trial
 from components.upload import upload
+from pipelines.logs import show_log
 from tests.integration.localvertex_fixtures import CPU_IMAGE, LOCATION, PROJECT
 from tests.models import TESTDATA
 
@@ -34,7 +36,7 @@ def test_the_shells_take_a_model_to_a_smoke_tested_endpoint(emulator, tmp_path):
         staging_bucket="gs://localvertex-staging",
         display_name="shells",
         image_uri=CPU_IMAGE,
-        container_args=[],
+        container_args=["--allow_precompilation=true"],
         model=dsl.Model(uri=str(model)),
         vertex_model=vertex_model,
         run_name="shell-run",
@@ -112,5 +114,13 @@ def test_the_shells_take_a_model_to_a_smoke_tested_endpoint(emulator, tmp_path):
         smoke_report=report,
     )
     assert metrics.metadata["max_abs_diff"] == 0.0 and "passed" in Path(report.path).read_text().lower()
+    # The report quotes the runtime's optimization lines from the DeployedModel's log, as `vsp emulator logs` shows it.
+    text = Path(report.path).read_text()
+    assert f'labels.deployed_model_id="{deployed.deployed_model_id}"' in text
+    quoted = text.split("## Optimization log", 1)[1]
+    assert "allow_precompilation=true: XLA compiles" in quoted and "warmup requests replayed" in quoted
+    out = io.StringIO()
+    assert show_log(emulator.data_dir, deployed.deployed_model_id, out=out) == 0
+    assert "allow_precompilation=true: XLA compiles" in out.getvalue() and "listening on" in out.getvalue()
     live = aiplatform.Endpoint(vertex_endpoint.metadata["resourceName"])
     assert live.traffic_split == {deployed.deployed_model_id: 100}

@@ -70,6 +70,15 @@ def session_config(options: RuntimeOptions):
     return config
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 (AVX512-BF16 or AMX): without it, allow_compression has no effect here."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def enable_xla_on_cpu() -> None:
     """XLA auto-clustering skips CPU kernels unless asked; must run before TensorFlow reads its flags."""
     flags = os.environ.get("TF_XLA_FLAGS", "")

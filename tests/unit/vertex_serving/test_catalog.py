@@ -178,3 +178,11 @@ def test_machine_facts_come_from_the_catalog(catalog):
     assert catalog.is_cloud_tpu("ct5p-hightpu-4t") and not catalog.is_cloud_tpu("n1-standard-4")
     assert "TPU_V4_POD" in catalog.tpu_accelerators_not_served
     assert catalog.default_machine_types == {"cpu": "n1-standard-4", "gpu": "n1-standard-8", "tpu": "ct5lp-hightpu-1t"}
+
+
+def test_machine_sizes_come_from_the_catalog(catalog):
+    assert catalog.machine_resources("n1-standard-4") == (4, 15.0)
+    assert catalog.machine_resources("a2-highgpu-2g") == (24, 170.0)
+    assert catalog.machine_resources("ct5lp-hightpu-1t") is None  # a TPU's speed is not measured on its host
+    every = [m for m in catalog.machine_types() if catalog.tpu_chips(m) is None]
+    assert all(catalog.machine_resources(m) for m in every)

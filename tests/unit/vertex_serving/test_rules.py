@@ -298,3 +298,18 @@ def test_a_canary_step_below_the_target_or_none_at_all_is_accepted():
     ):
         assert validate(named(**CPU, **values), CATALOG).config.canary_percentage == values["canary_percentage"]
     assert validate(named(**CPU, traffic_percentage=0), CATALOG)  # at 0% there is nothing to step through
+
+
+def test_an_unknown_optimization_mode_is_refused():
+    parameter, message = only(**CPU, optimization="fastest")
+    assert parameter == "optimization" and "use one of as_configured, measure" in message
+
+
+def test_a_min_speedup_below_one_is_refused():
+    parameter, message = only(**CPU, min_speedup=0.9)
+    assert parameter == "min_speedup" and "would keep a flag that makes the model slower" in message
+
+
+def test_measuring_the_standard_runtime_is_refused():
+    parameter, message = only(accelerator="cpu", runtime="standard", container_version="2.15", optimization="measure")
+    assert parameter == "optimization" and "runtime='standard'" in message
