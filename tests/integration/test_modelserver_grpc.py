@@ -177,7 +177,7 @@ def test_get_model_metadata(half_plus_two):
 
 
 def test_classify(tf1_and_tf2):
-    """TensorflowModelServerTest.testClassify and testClassifyTf2."""
+    """TensorflowModelServerTest.testClassify and TensorflowModelServerTest.testClassifyTf2."""
     request = classification_pb2.ClassificationRequest()
     request.model_spec.name = "default"
     request.model_spec.signature_name = "classify_x_to_y"
@@ -193,7 +193,7 @@ def test_classify(tf1_and_tf2):
 
 
 def test_regress(tf1_and_tf2):
-    """TensorflowModelServerTest.testRegress and testRegressTf2."""
+    """TensorflowModelServerTest.testRegress and TensorflowModelServerTest.testRegressTf2."""
     request = regression_pb2.RegressionRequest()
     request.model_spec.name = "default"
     request.model_spec.signature_name = "regress_x_to_y"
@@ -204,7 +204,7 @@ def test_regress(tf1_and_tf2):
 
 
 def test_multi_inference(tf1_and_tf2):
-    """TensorflowModelServerTest.testMultiInference and testMultiInferenceTf2."""
+    """TensorflowModelServerTest.testMultiInference and TensorflowModelServerTest.testMultiInferenceTf2."""
     request = inference_pb2.MultiInferenceRequest()
     request.tasks.add().model_spec.name = "default"
     request.tasks[0].model_spec.signature_name = "regress_x_to_y"
