@@ -2,6 +2,8 @@
 
 Each case ported from TF Serving names its source: tensorflow_model_server_test.py (TensorflowModelServerTest),
 predict_impl_test.cc (PredictImplTest) or get_model_metadata_impl_test.cc (GetModelMetadataImplTest).
+Ported with a difference, and why: the two Keras cases, whose models Keras 3 saves otherwise than the Keras 2 of
+the upstream test (their docstrings say how).
 """
 
 from __future__ import annotations

@@ -1,36 +1,38 @@
 """The model server's REST API against TF Serving's own tests, on TF Serving's test models and models built here.
 
-Ported, over HTTP against a real model server process (each test names its source):
-- `model_servers/http_rest_api_handler_test.cc` (HttpRestApiHandlerTest.*), with half_plus_two served under the
-  test's model name;
-- `model_servers/get_model_status_impl_test.cc` (GetModelStatusImplTest.*), through `GET /v1/models/...`;
+Ported, over HTTP against a real model server process (each test names its source; the audit of every upstream
+case is tests/unit/vertex_serving/tfserving/test_coverage.py):
+- `model_servers/http_rest_api_handler_test.cc` (HttpRestApiHandlerTest.*), with half_plus_two served as the
+  test's ServerCore serves it: model `saved_model_half_plus_two_2_versions`, version 123, label `Version_Label`;
+- `model_servers/get_model_status_impl_test.cc` (GetModelStatusImplTest.*) on versions 123 and 124 of
+  half_plus_two, through `GET /v1/models/...` and gRPC's GetModelStatus;
 - the REST tests of `model_servers/tensorflow_model_server_test.py`, and REST counterparts of its
   `test_tf_saved_model_save*` tests, which build their models as they do;
-- `g3doc/api_rest.md`'s worked example on half_plus_three;
+- `g3doc/api_rest.md`'s sections that state a behaviour, and its worked example on half_plus_three;
 - the behaviours this server got wrong before (listed in the issue), each checked as a user would see it.
 The codec's own cases (`util/json_tensor_test.cc`) are ported as unit tests in tests/unit/vertex_serving/tfserving/.
 
-Left out or changed, and why (ambiguous cases):
-- Version labels: HttpRestApiHandlerTest's Predict, Regress and Classify through `/labels/Version_Label` need the
-  label map of a `--model_config_file`; without one TF Serving refuses every label, and so does this server
-  (test_predict_request_errors). GetStatus by label is ported: TF Serving's GetModelStatus never reads the label.
-- GetModelStatusImplTest.AllVersionsSuccess serves two versions (123 and 124) under a version policy; this server
-  serves the newest version of one model. ModelSpecOverride calls a C++ function with no REST counterpart.
+Ported with a difference, and why (ambiguous cases):
+- HttpRestApiHandlerTest assigns its version label by reloading the config once version 123 is available; a label
+  in the config file at startup needs `--allow_version_labels_for_unavailable_models`, here as in TF Serving.
+- HttpRestApiHandlerTest.GetModelMetadata compares with the metadata file of TensorFlow's own half_plus_two, which
+  has one signature (`classify_x2_to_y3`) more than the shared half_plus_two; the test compares with TF Serving's
+  metadata file for the shared model (`half_plus_two_model_metadata.json`) under the test's model name.
 - HttpRestApiHandlerTest.PredictModelNameVersionErrors' third case asks for model `<name>99` (the upstream test
   appends "99" to the name, not the version): ported as written, and a wrong version is checked too.
+- GetModelStatusImplTest.ModelSpecOverride calls a C++ function that neither API exposes: not applicable.
 - "Failed to convert version" and a failed CORS preflight: TF Serving returns the status before writing the JSON
   error, so its body is empty; here the body is `{"error": ...}` with the same status code, as the issue asks.
 - The guide's prose says classify/regress answer `"result"` and that context features must not appear in
   examples; TF Serving's code answers `"results"` and lets an example's feature override the context's. The code
   wins here. The guide's "JSON conformance" example spells `Nan`, which TF Serving's parser refuses (`Invalid
-  value`), and so does this server; the tests send `NaN`.
+  value`), and so does this server; the tests send `NaN` (that example's key `example` is no request's key
+  either). The guide's row-format example with three named inputs has a stray `]`; the unit test sends it without.
 - Bytes that are not UTF-8 in a string output: TF Serving writes them raw (the answer is then not valid JSON);
   here they come back as `{"b64": ...}`. Float text: orjson's shortest form, not TF Serving's `%g` (same values).
 - Repeated keys in a JSON object: TF Serving reads the first, this server the last (orjson's choice, kept by the
   slower parsers so that a body reads the same whichever parses it).
-- tensorflow_model_server_test.py's gRPC tests (Predict, Classify, Regress, MultiInference, model config files,
-  TF Lite, profiler) are not REST; the Keras variants of test_tf_saved_model_save use the same REST path as the
-  ported one.
+- tensorflow_model_server_test.py's gRPC cases are ported in test_modelserver_grpc.py and test_model_config.py.
 """
 
 from __future__ import annotations
@@ -301,7 +303,8 @@ def test_get_status(handler, path):  # HttpRestApiHandlerTest.GetStatus
 def test_get_model_metadata(handler):  # HttpRestApiHandlerTest.GetModelMetadata
     expected = json.loads((TESTDATA / "half_plus_two_model_metadata.json").read_text())
     expected["model_spec"]["name"] = HANDLER_MODEL
-    assert handler.get(f"/v1/models/{HANDLER_MODEL}/metadata") == (200, expected)
+    status, headers, text = raw(handler, "GET", f"/v1/models/{HANDLER_MODEL}/metadata")
+    assert (status, json.loads(text), headers["Content-Type"]) == (200, expected, "application/json")
 
 
 # get_model_status_impl_test.cc: REST's status call, and gRPC's ModelService.GetModelStatus -----------------------

@@ -53,6 +53,13 @@ def predict(text: str, sig: Signature):
     return parse_predict(body.value, sig, body.raw)
 
 
+def row(text: str, sig: Signature) -> dict:
+    """The tensors of a request that must be read in the row ("instances") format, as upstream's kRow checks."""
+    request = predict(text, sig)
+    assert not request.columnar
+    return request.feeds
+
+
 def refused(text: str, sig: Signature) -> ServingError:
     with pytest.raises(ServingError) as e:
         predict(text, sig)
@@ -82,64 +89,65 @@ def test_deeply_nested_malformed():  # JsontensorTest.DeeplyNestedMalformed
 
 
 def test_mixed_input_for_float_tensor():  # JsontensorTest.MixedInputForFloatTensor
-    tensor = predict('{"instances": [1, 2.0, 3, 4, 5.003, 0.007, 0.0]}', signature(default="DT_FLOAT")).feeds["default"]
+    tensor = row('{"instances": [1, 2.0, 3, 4, 5.003, 0.007, 0.0]}', signature(default="DT_FLOAT"))["default"]
     assert tensor.dtype == np.float32 and tensor.shape == (7,)
     assert tensor.tolist() == np.array([1, 2.0, 3, 4, 5.003, 0.007, 0.0], np.float32).tolist()
 
 
 def test_mixed_input_for_double_tensor():  # JsontensorTest.MixedInputForDoubleTensor
-    tensor = predict('{"instances": [1.0, 2, 3, 4, 0.662, 0, 0.0]}', signature(default="DT_DOUBLE")).feeds["default"]
+    tensor = row('{"instances": [1.0, 2, 3, 4, 0.662, 0, 0.0]}', signature(default="DT_DOUBLE"))["default"]
     assert tensor.dtype == np.float64 and tensor.tolist() == [1.0, 2, 3, 4, 0.662, 0, 0.0]
 
 
 def test_float_tensor_with_precision_loss():  # JsontensorTest.FloatTensorWithPrecisionLoss
     # api_rest.md "Floating Point Precision": 1435774380 reaches a float input as 1435774336.
-    whole = predict('{"instances": [1435774380]}', signature(default="DT_FLOAT")).feeds["default"]
-    decimal = predict('{"instances": [1435774380.0]}', signature(default="DT_FLOAT")).feeds["default"]
+    whole = row('{"instances": [1435774380]}', signature(default="DT_FLOAT"))["default"]
+    decimal = row('{"instances": [1435774380.0]}', signature(default="DT_FLOAT"))["default"]
     assert whole.tolist() == decimal.tolist() == [1435774336.0]
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # pytest resets the module's own filter
 def test_float_tensor_that_exceeds_max_returns_inf():  # JsontensorTest.FloatTensorThatExceedsMaxReturnsInf
     sig = signature(default="DT_FLOAT")
-    assert predict('{ "instances": [1.79769e+308] }', sig).feeds["default"].tolist() == [math.inf]
-    assert predict('{ "instances": [-1.79769e+308] }', sig).feeds["default"].tolist() == [-math.inf]
+    assert row('{ "instances": [1.79769e+308] }', sig)["default"].tolist() == [math.inf]
+    assert row('{ "instances": [-1.79769e+308] }', sig)["default"].tolist() == [-math.inf]
 
 
 def test_float_tensor_that_exceeds_min_returns_zero():  # JsontensorTest.FloatTensorThatExceedsMinReturnsZero
     sig = signature(default="DT_FLOAT")
-    assert predict('{ "instances": [2.22507e-308] }', sig).feeds["default"].tolist() == [0.0]
-    negative = predict('{ "instances": [-2.22507e-308] }', sig).feeds["default"]
+    assert row('{ "instances": [2.22507e-308] }', sig)["default"].tolist() == [0.0]
+    negative = row('{ "instances": [-2.22507e-308] }', sig)["default"]
     assert negative.tolist() == [0.0] and math.copysign(1, negative[0]) == -1
 
 
 def test_single_unnamed_tensor_with_signature():  # JsontensorTest.SingleUnnamedTensorWithSignature
     text = '{"signature_name": "predict_images", "instances": [[1,2]]}'
     assert signature_name(parse_body(text.encode()).value) == "predict_images"
-    assert predict(text, signature(default="DT_INT32")).feeds["default"].tolist() == [[1, 2]]
+    assert row(text, signature(default="DT_INT32"))["default"].tolist() == [[1, 2]]
 
 
 def test_tensor_from_non_null_terminated_buffer():  # JsontensorTest.TensorFromNonNullTerminatedBuffer
     raw = b'{"instances": [[1,2],[3,4],[5,6]]}X'
     body = parse_body(raw[:-1])
-    assert parse_predict(body.value, signature(default="DT_INT32")).feeds["default"].shape == (3, 2)
+    request = parse_predict(body.value, signature(default="DT_INT32"))
+    assert not request.columnar and request.feeds["default"].tolist() == [[1, 2], [3, 4], [5, 6]]
 
 
 def test_single_unnamed_tensor_base64_scalars():  # JsontensorTest.SingleUnnamedTensorBase64Scalars
     text = '{"instances": [ { "b64" : "aGVsbG8=" }, { "b64": "d29ybGQ=" } ]}'
-    tensor = predict(text, signature(default="DT_STRING")).feeds["default"]
+    tensor = row(text, signature(default="DT_STRING"))["default"]
     assert tensor.shape == (2,) and tensor.tolist() == [b"hello", b"world"]
 
 
 def test_single_unnamed_tensor_base64_lists():  # JsontensorTest.SingleUnnamedTensorBase64Lists
     text = '{"instances": [ [{ "b64" : "aGVsbG8=" }], [{ "b64": "d29ybGQ=" }] ]}'
-    tensor = predict(text, signature(default="DT_STRING")).feeds["default"]
+    tensor = row(text, signature(default="DT_STRING"))["default"]
     assert tensor.shape == (2, 1) and tensor.tolist() == [[b"hello"], [b"world"]]
 
 
 def test_single_named_tensor_base64():  # JsontensorTest.SingleNamedTensorBase64
     text = '{"instances": [{"default": [ [{ "b64" : "aGVsbG8=" }], [{ "b64": "d29ybGQ=" }] ]}]}'
-    tensor = predict(text, signature(default="DT_STRING")).feeds["default"]
+    tensor = row(text, signature(default="DT_STRING"))["default"]
     assert tensor.shape == (1, 2, 1) and tensor.tolist() == [[[b"hello"], [b"world"]]]
 
 
@@ -151,7 +159,7 @@ def test_multiple_named_tensor():  # JsontensorTest.MultipleNamedTensor
          "dbl_tensor": [2.0]}
     ]}"""
     sig = signature(int_tensor="DT_INT32", str_tensor="DT_STRING", float_tensor="DT_FLOAT", dbl_tensor="DT_DOUBLE")
-    feeds = predict(text, sig).feeds
+    feeds = row(text, sig)
     assert feeds["int_tensor"].shape == (2, 3, 2) and feeds["int_tensor"].dtype == np.int32
     assert feeds["int_tensor"].reshape(-1).tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2]
     assert feeds["str_tensor"].tolist() == [[b"foo", b"bar"], [b"baz", b"bat"]]
@@ -340,9 +348,9 @@ def test_from_json_multiple_zero_batch_tensors_errors():  # JsontensorTest.FromJ
 
 
 def test_api_rest_row_and_columnar_formats():  # api_rest.md "Predict API": the guide's request examples
-    strings = predict('{"instances": [ "foo", "bar", "baz" ]}', signature(default="DT_STRING")).feeds["default"]
+    strings = row('{"instances": [ "foo", "bar", "baz" ]}', signature(default="DT_STRING"))["default"]
     assert strings.shape == (3,) and strings.tolist() == [b"foo", b"bar", b"baz"]
-    pairs = predict('{"instances": [ [[1, 2]], [[3, 4]] ]}', signature(default="DT_INT32")).feeds["default"]
+    pairs = row('{"instances": [ [[1, 2]], [[3, 4]] ]}', signature(default="DT_INT32"))["default"]
     assert pairs.shape == (2, 1, 2)
     sig = signature(tag="DT_STRING", signal="DT_INT32", sensor="DT_INT32")
     rows = predict(
@@ -381,13 +389,13 @@ def test_api_rest_row_and_columnar_formats():  # api_rest.md "Predict API": the 
     ],
 )
 def test_json_mapping(dtype, text, values):  # api_rest.md "JSON mapping": each type row, exponent notation too
-    tensor = predict('{"instances": ' + text + "}", signature(default=dtype)).feeds["default"]
+    tensor = row('{"instances": ' + text + "}", signature(default=dtype))["default"]
     assert tensor.dtype == np.dtype(DTYPES[dtype]) and tensor.tolist() == values
 
 
 def test_json_mapping_non_finite_floats():  # api_rest.md "JSON mapping": NaN, Infinity and -Infinity tokens
     for dtype in ("DT_FLOAT", "DT_DOUBLE"):
-        tensor = predict('{"instances": [NaN, Infinity, -Infinity]}', signature(default=dtype)).feeds["default"]
+        tensor = row('{"instances": [NaN, Infinity, -Infinity]}', signature(default=dtype))["default"]
         assert math.isnan(tensor[0]) and tensor[1:].tolist() == [math.inf, -math.inf]
 
 
@@ -403,7 +411,7 @@ def test_json_booleans_never_fill_numeric_tensors_even_among_numbers():
     problem = refused('{"instances": [1.0, true]}', sig)
     assert "JSON Value: true Type: True is not of expected type: float" in problem.message
     assert "Failed to process element: 1 of 'instances' list" in problem.message
-    assert predict('{"instances": [true, false]}', signature(default="DT_BOOL")).feeds["default"].tolist() == [
+    assert row('{"instances": [true, false]}', signature(default="DT_BOOL"))["default"].tolist() == [
         True,
         False,
     ]
@@ -450,7 +458,7 @@ def test_types_tf_serving_cannot_fill_from_json_are_unimplemented():
 
 
 def test_integers_wrap_into_narrow_types_as_tf_serving_casts_them():
-    assert predict('{"instances": [300, -1]}', signature(default="DT_INT8")).feeds["default"].tolist() == [44, -1]
+    assert row('{"instances": [300, -1]}', signature(default="DT_INT8"))["default"].tolist() == [44, -1]
 
 
 def test_columnar_inputs_ignore_keys_the_signature_does_not_name():
