@@ -94,7 +94,8 @@ def test_good_model_config(prediction, model, expected, output_filter):
     """TensorflowModelServerTest.testGoodModelConfig: both models of the file answer, with and without a filter."""
     result = predict(prediction, model, output_filter=output_filter)
     assert list(result.outputs["y"].float_val) == [expected]
-    assert (result.model_spec.name, result.model_spec.version.value) == (model, 123)
+    spec = result.model_spec
+    assert (spec.name, spec.signature_name, spec.version.value) == (model, "serving_default", 123)
 
 
 def versions_of(rest, model):
