@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -56,6 +57,12 @@ def parse_settings(argv: list[str], env: dict[str, str]):
         default="false",
         choices=("true", "false"),
         help="accept version_labels in --model_config_file at startup, before their versions have loaded",
+    )
+    parser.add_argument(
+        "--grpc_channel_arguments",
+        type=_channel_arguments,
+        default=(),
+        help="comma-separated key=value arguments for the gRPC server (e.g. grpc.max_connection_age_ms=2000)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument(
@@ -104,6 +111,7 @@ def parse_settings(argv: list[str], env: dict[str, str]):
         batching_flags=flags,
         cache_dir=args.cache_dir,
         grpc_port=args.port,
+        grpc_channel_arguments=args.grpc_channel_arguments,
         model_config_file=args.model_config_file,
         allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models == "true",
     )
@@ -222,6 +230,18 @@ def _int_list(text: str) -> tuple[int, ...]:
         return tuple(int(p) for p in text.strip("'\"").split(",") if p.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of whole numbers") from None
+
+
+def _channel_arguments(text: str) -> tuple[tuple[str, int | str], ...]:
+    """TF Serving's --grpc_channel_arguments: a value that reads as an int32 is passed as one, any other as text."""
+    arguments = []
+    for part in filter(None, text.split(",")):
+        key, equals, value = part.partition("=")
+        if not equals:
+            raise argparse.ArgumentTypeError(f"{part!r} is not key=value (e.g. grpc.max_connection_age_ms=2000)")
+        number = int(value) if re.fullmatch(r"\s*[+-]?[0-9]+\s*", value) else None
+        arguments.append((key, number if number is not None and -(2**31) <= number < 2**31 else value))
+    return tuple(arguments)
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ class Settings:
     batching_flags: dict = field(default_factory=dict)
     cache_dir: Path | None = None
     grpc_port: int = 0  # 0: no gRPC API
+    grpc_channel_arguments: tuple = ()  # (key, int or str) pairs for the gRPC server, as TF Serving passes them
     model_config_file: str = ""  # a ModelServerConfig text proto, in place of model_name and storage_uri
     allow_version_labels_for_unavailable_models: bool = False
 

@@ -143,6 +143,7 @@ async def start_grpc(server: ModelServer, host: str, port: int) -> grpc.aio.Serv
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            *server.settings.grpc_channel_arguments,
         ]
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(server), grpc_server)

@@ -6,6 +6,7 @@ Cases ported from TF Serving name their source test in tensorflow_model_server_t
 from __future__ import annotations
 
 import shutil
+import time
 
 import grpc
 import pytest
@@ -93,7 +94,8 @@ def test_good_model_config(prediction, model, expected, output_filter):
     """TensorflowModelServerTest.testGoodModelConfig: both models of the file answer, with and without a filter."""
     result = predict(prediction, model, output_filter=output_filter)
     assert list(result.outputs["y"].float_val) == [expected]
-    assert (result.model_spec.name, result.model_spec.version.value) == (model, 123)
+    spec = result.model_spec
+    assert (spec.name, spec.signature_name, spec.version.value) == (model, "serving_default", 123)
 
 
 def versions_of(rest, model):
@@ -145,6 +147,29 @@ def test_an_unknown_label_is_an_invalid_argument(prediction, rest):
 def test_vertex_predict_route_serves_the_first_model_listed(rest):
     assert rest.post("/predict", {"instances": [2.0]}) == (200, {"predictions": [3.0]})
     assert rest.get("/health") == (200, {})
+
+
+def test_model_config_reload_with_zero_poll_period(serve, tmp_path):
+    """TensorflowModelServerTest.testModelConfigReloadWithZeroPollPeriod: a rewritten file is not read again.
+
+    TF Serving's test passes --model_config_file_poll_wait_seconds=0, its default: the file is read once. This
+    server has no such flag and reads the file once at startup.
+    """
+    path = tmp_path / "model_config.txt"
+    path.write_text(model_config(f'name: "half_plus_two", base_path: "{HALF_PLUS_TWO}", model_platform: "tensorflow"'))
+    port = free_port()
+    server = serve("", f"--model_config_file={path}", f"--port={port}")
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        prediction = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        result = predict(prediction, "half_plus_two", output_filter=())
+        assert (list(result.outputs["y"].float_val), result.model_spec.version.value) == ([3.0], 123)
+        path.write_text(
+            model_config(f'name: "half_plus_three", base_path: "{HALF_PLUS_THREE}", model_platform: "tensorflow"')
+        )
+        time.sleep(1)  # the upstream test's poll period + 1 second
+        result = predict(prediction, "half_plus_two", output_filter=())
+        assert (list(result.outputs["y"].float_val), result.model_spec.version.value) == ([3.0], 123)
+    server.stop()
 
 
 def failed_start(tmp_path, config: str, *args: str) -> tuple[int, str]:

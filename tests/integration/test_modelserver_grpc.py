@@ -2,6 +2,8 @@
 
 Each case ported from TF Serving names its source: tensorflow_model_server_test.py (TensorflowModelServerTest),
 predict_impl_test.cc (PredictImplTest) or get_model_metadata_impl_test.cc (GetModelMetadataImplTest).
+Ported with a difference, and why: the two Keras cases, whose models Keras 3 saves otherwise than the Keras 2 of
+the upstream test (their docstrings say how).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import shutil
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +74,20 @@ def grpc_serve(serve):
     yield start
     for running in started:
         running.channel.close()
+
+
+@pytest.fixture
+def serve_once(grpc_serve):
+    """Servers for one test only, stopped when it ends, so that one-off models do not pile up in memory."""
+    started = []
+
+    def start(model, *args) -> GrpcServer:
+        started.append(grpc_serve(model, *args))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +179,7 @@ def test_get_model_metadata(half_plus_two):
 
 
 def test_classify(tf1_and_tf2):
-    """TensorflowModelServerTest.testClassify and testClassifyTf2."""
+    """TensorflowModelServerTest.testClassify and TensorflowModelServerTest.testClassifyTf2."""
     request = classification_pb2.ClassificationRequest()
     request.model_spec.name = "default"
     request.model_spec.signature_name = "classify_x_to_y"
@@ -177,7 +195,7 @@ def test_classify(tf1_and_tf2):
 
 
 def test_regress(tf1_and_tf2):
-    """TensorflowModelServerTest.testRegress and testRegressTf2."""
+    """TensorflowModelServerTest.testRegress and TensorflowModelServerTest.testRegressTf2."""
     request = regression_pb2.RegressionRequest()
     request.model_spec.name = "default"
     request.model_spec.signature_name = "regress_x_to_y"
@@ -188,7 +206,7 @@ def test_regress(tf1_and_tf2):
 
 
 def test_multi_inference(tf1_and_tf2):
-    """TensorflowModelServerTest.testMultiInference and testMultiInferenceTf2."""
+    """TensorflowModelServerTest.testMultiInference and TensorflowModelServerTest.testMultiInferenceTf2."""
     request = inference_pb2.MultiInferenceRequest()
     request.tasks.add().model_spec.name = "default"
     request.tasks[0].model_spec.signature_name = "regress_x_to_y"
@@ -350,6 +368,82 @@ def test_grpc_predictions_go_through_the_servers_batcher(half_plus_two):
     assert list(result.outputs["y"].float_val) == [3.0, 3.5]
     assert batches() == before + 1
     assert 'modelserver_requests_total{api="grpc_Predict",status="OK"}' in half_plus_two.rest.text("/metrics")
+
+
+def test_good_grpc_channel_args(serve_once):
+    """TensorflowModelServerTest.testGoodGrpcChannelArgs: the server starts with them and answers."""
+    running = serve_once(
+        TESTDATA / "saved_model_half_plus_two_cpu",
+        "--grpc_channel_arguments=grpc.max_connection_age_ms=2000,grpc.lb_policy_name=grpclb",
+    )
+    verify_predict(running, 3.0, 123)
+
+
+def test_tf_saved_model_save(serve_once, tmp_path):
+    """TensorflowModelServerTest.test_tf_saved_model_save: y = 3 * 2 * x on an input of unknown rank."""
+    root = tf.train.Checkpoint()
+    root.v1, root.v2 = tf.Variable(3.0), tf.Variable(2.0)
+    root.f = tf.function(lambda x: {"y": root.v1 * root.v2 * x})
+    to_save = root.f.get_concrete_function(tf.TensorSpec(None, tf.float32))
+    tf.saved_model.save(root, str(tmp_path / "saved" / "00000123"), to_save)
+    verify_predict(serve_once(tmp_path / "saved"), 12.0, 123)
+
+
+def verify_keras_predict(running, expected: float) -> None:
+    """VerifyPredictRequest(batch_input=True, specify_output=False) on a model saved by tf.saved_model.save.
+
+    Keras 3 names the serving signature's tensors `inputs` and `output_0`, where the Keras 2 that TF Serving's test
+    was written for named them after the layers (`x`, `y`).
+    """
+    result = running.prediction.Predict(predict_request(key="inputs", batch=True), RPC_TIMEOUT)
+    y = result.outputs["output_0"]
+    assert (y.dtype, list(y.float_val)) == (types_pb2.DT_FLOAT, [expected])
+    assert (result.model_spec.name, result.model_spec.signature_name, result.model_spec.version.value) == (
+        "default",
+        "serving_default",
+        123,
+    )
+
+
+def test_sequential_keras_saved_model_save(serve_once, tmp_path):
+    """TensorflowModelServerTest.test_sequential_keras_saved_model_save: a Sequential model of one identity layer."""
+    model = tf.keras.models.Sequential()
+    model.add(tf.keras.layers.Input(dtype="float32", shape=(1,), name="x"))
+    model.add(tf.keras.layers.Lambda(lambda x: x, name="y"))
+    tf.saved_model.save(model, str(tmp_path / "keras_sequential_saved_model_save" / "00000123"))
+    verify_keras_predict(serve_once(tmp_path / "keras_sequential_saved_model_save"), 2.0)
+
+
+DISTRIBUTED = """
+import sys
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+strategy = tf.distribute.MirroredStrategy(devices=("/cpu:0", "/cpu:1"))
+with strategy.scope():
+    model = tf.Module()
+    model.kernel = tf.Variable(tf.ones([1, 1]))
+    model.bias = tf.Variable(tf.zeros([1]))
+model.serve = tf.function(
+    lambda x: {"y": tf.identity(x @ model.kernel + model.bias)},
+    input_signature=[tf.TensorSpec([None, 1], tf.float32, name="x")],
+)
+tf.saved_model.save(model, sys.argv[1], signatures={"serving_default": model.serve})
+"""
+
+
+def test_distrat_sequential_keras_saved_model_save(serve_once, tmp_path):
+    """TensorflowModelServerTest.test_distrat_sequential_keras_saved_model_save: variables made under MirroredStrategy.
+
+    The upstream test's Dense(ones, zeros) layer is built as a tf.Module: Keras 3 saved under MirroredStrategy
+    restores its variables into copies that the serving function does not read, so no session-based loader (TF
+    Serving's included) can serve it. Two virtual CPUs must be set before TensorFlow starts: the model is built
+    in a process of its own.
+    """
+    base = tmp_path / "keras_sequential_saved_model_save"
+    subprocess.run([sys.executable, "-c", DISTRIBUTED, str(base / "00000123")], check=True, timeout=300)
+    verify_predict(serve_once(base), 2.0, 123, batch=True)
 
 
 def test_tf_saved_model_save_multiple_signatures(grpc_serve, tmp_path):

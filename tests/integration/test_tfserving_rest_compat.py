@@ -1,47 +1,53 @@
 """The model server's REST API against TF Serving's own tests, on TF Serving's test models and models built here.
 
-Ported, over HTTP against a real model server process (each test names its source):
-- `model_servers/http_rest_api_handler_test.cc` (HttpRestApiHandlerTest.*), with half_plus_two served under the
-  test's model name;
-- `model_servers/get_model_status_impl_test.cc` (GetModelStatusImplTest.*), through `GET /v1/models/...`;
+Ported, over HTTP against a real model server process (each test names its source; the audit of every upstream
+case is tests/unit/vertex_serving/tfserving/test_coverage.py):
+- `model_servers/http_rest_api_handler_test.cc` (HttpRestApiHandlerTest.*), with half_plus_two served as the
+  test's ServerCore serves it: model `saved_model_half_plus_two_2_versions`, version 123, label `Version_Label`;
+- `model_servers/get_model_status_impl_test.cc` (GetModelStatusImplTest.*) on versions 123 and 124 of
+  half_plus_two, through `GET /v1/models/...` and gRPC's GetModelStatus;
 - the REST tests of `model_servers/tensorflow_model_server_test.py`, and REST counterparts of its
   `test_tf_saved_model_save*` tests, which build their models as they do;
-- `g3doc/api_rest.md`'s worked example on half_plus_three;
+- `g3doc/api_rest.md`'s sections that state a behaviour, and its worked example on half_plus_three;
 - the behaviours this server got wrong before (listed in the issue), each checked as a user would see it.
 The codec's own cases (`util/json_tensor_test.cc`) are ported as unit tests in tests/unit/vertex_serving/tfserving/.
 
-Left out or changed, and why (ambiguous cases):
-- Version labels: HttpRestApiHandlerTest's Predict, Regress and Classify through `/labels/Version_Label` need the
-  label map of a `--model_config_file`; without one TF Serving refuses every label, and so does this server
-  (test_predict_request_errors). GetStatus by label is ported: TF Serving's GetModelStatus never reads the label.
-- GetModelStatusImplTest.AllVersionsSuccess serves two versions (123 and 124) under a version policy; this server
-  serves the newest version of one model. ModelSpecOverride calls a C++ function with no REST counterpart.
+Ported with a difference, and why (ambiguous cases):
+- HttpRestApiHandlerTest assigns its version label by reloading the config once version 123 is available; a label
+  in the config file at startup needs `--allow_version_labels_for_unavailable_models`, here as in TF Serving.
+- HttpRestApiHandlerTest.GetModelMetadata compares with the metadata file of TensorFlow's own half_plus_two, which
+  has one signature (`classify_x2_to_y3`) more than the shared half_plus_two; the test compares with TF Serving's
+  metadata file for the shared model (`half_plus_two_model_metadata.json`) under the test's model name.
 - HttpRestApiHandlerTest.PredictModelNameVersionErrors' third case asks for model `<name>99` (the upstream test
   appends "99" to the name, not the version): ported as written, and a wrong version is checked too.
+- GetModelStatusImplTest.ModelSpecOverride calls a C++ function that neither API exposes: not applicable.
 - "Failed to convert version" and a failed CORS preflight: TF Serving returns the status before writing the JSON
   error, so its body is empty; here the body is `{"error": ...}` with the same status code, as the issue asks.
 - The guide's prose says classify/regress answer `"result"` and that context features must not appear in
   examples; TF Serving's code answers `"results"` and lets an example's feature override the context's. The code
   wins here. The guide's "JSON conformance" example spells `Nan`, which TF Serving's parser refuses (`Invalid
-  value`), and so does this server; the tests send `NaN`.
+  value`), and so does this server; the tests send `NaN` (that example's key `example` is no request's key
+  either). The guide's row-format example with three named inputs has a stray `]`; the unit test sends it without.
 - Bytes that are not UTF-8 in a string output: TF Serving writes them raw (the answer is then not valid JSON);
   here they come back as `{"b64": ...}`. Float text: orjson's shortest form, not TF Serving's `%g` (same values).
 - Repeated keys in a JSON object: TF Serving reads the first, this server the last (orjson's choice, kept by the
   slower parsers so that a body reads the same whichever parses it).
-- tensorflow_model_server_test.py's gRPC tests (Predict, Classify, Regress, MultiInference, model config files,
-  TF Lite, profiler) are not REST; the Keras variants of test_tf_saved_model_save use the same REST path as the
-  ported one.
+- tensorflow_model_server_test.py's gRPC cases are ported in test_modelserver_grpc.py and test_model_config.py.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 import urllib.error
 import urllib.request
 
+import grpc
 import pytest
+from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
+from localvertex.modelserver.launch import free_port
 from tests.integration.conftest import Client
 from tests.models import TESTDATA
 
@@ -66,9 +72,40 @@ def error(client: Client, method: str, path: str, data: bytes | None = None) -> 
     return status, json.loads(body)["error"]
 
 
+def model_config(directory, policy: str, base=HALF_PLUS_TWO, extra: str = ""):
+    """A --model_config_file serving `base` under the upstream tests' model name."""
+    path = directory / "models.config"
+    path.write_text(
+        f'model_config_list {{ config {{ name: "{HANDLER_MODEL}" base_path: "{base}" model_platform: "tensorflow" '
+        f"model_version_policy {{ specific {{ {policy} }} }} {extra} }} }}"
+    )
+    return path
+
+
 @pytest.fixture(scope="module")
-def handler(serve):
-    return Client(serve(HALF_PLUS_TWO, f"--model_name={HANDLER_MODEL}"))
+def handler(serve, tmp_path_factory):
+    """http_rest_api_handler_test.cc's ServerCore: half_plus_two's version 123, labelled Version_Label.
+
+    Upstream assigns the label once the version has loaded; a label in the file at startup needs the flag.
+    """
+    config = model_config(
+        tmp_path_factory.mktemp("handler"), "versions: 123", extra='version_labels { key: "Version_Label" value: 123 }'
+    )
+    return Client(serve("", f"--model_config_file={config}", "--allow_version_labels_for_unavailable_models"))
+
+
+@pytest.fixture(scope="module")
+def two_versions(serve, tmp_path_factory):
+    """get_model_status_impl_test.cc's ServerCore: versions 123 and 124 of half_plus_two, over REST and gRPC."""
+    root = tmp_path_factory.mktemp("two_versions")
+    for version in ("00000123", "00000124"):
+        shutil.copytree(HALF_PLUS_TWO / "00000123", root / HANDLER_MODEL / version)
+    config = model_config(root, "versions: 123 versions: 124", base=root / HANDLER_MODEL)
+    port = free_port()
+    server = serve("", f"--model_config_file={config}", f"--port={port}")
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    yield Client(server), model_service_pb2_grpc.ModelServiceStub(channel)
+    channel.close()
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +254,7 @@ def test_predict_request_errors(handler, path, body, needle):  # HttpRestApiHand
     [
         (":predict", {"instances": [[1.0, 2.0], [3.0, 4.0]]}, {"predictions": [[2.5, 3.0], [3.5, 4.0]]}),
         ("/versions/123:predict", {"instances": [1.0, 2.0]}, {"predictions": [2.5, 3.0]}),
+        ("/labels/Version_Label:predict", {"instances": [1.0, 2.0]}, {"predictions": [2.5, 3.0]}),
         (
             "/versions/123:predict",
             {"signature_name": "serving_default", "instances": [3.0, 4.0]},
@@ -225,21 +263,30 @@ def test_predict_request_errors(handler, path, body, needle):  # HttpRestApiHand
         ("/versions/123:predict", {"signature_name": "serving_default", "inputs": [3.0, 4.0]}, {"outputs": [3.5, 4.0]}),
     ],
 )
-def test_predict(handler, path, body, answer):  # HttpRestApiHandlerTest.Predict
+def test_predict(handler, path, body, answer):
+    # HttpRestApiHandlerTest.Predict; MakeJsonFromTensors.StatusOK: a call that succeeds writes no error.
+    # api_rest.md "Predict API": the URL with and without a version or label.
     status, headers, text = raw(handler, "POST", f"/v1/models/{HANDLER_MODEL}{path}", json.dumps(body).encode())
     assert (status, json.loads(text)) == (200, answer)
-    assert headers["Content-Type"].startswith("application/json")
+    assert headers["Content-Type"] == "application/json"
 
 
-@pytest.mark.parametrize("path", [":regress", "/versions/123:regress"])
-def test_regress(handler, path):  # HttpRestApiHandlerTest.Regress
+@pytest.mark.parametrize("path", [":regress", "/versions/123:regress", "/labels/Version_Label:regress"])
+def test_regress(handler, path):  # HttpRestApiHandlerTest.Regress; api_rest.md "Classify and Regress API"
     body = {"signature_name": "regress_x_to_y", "examples": [{"x": 80.0}]}
-    assert handler.post(f"/v1/models/{HANDLER_MODEL}{path}", body) == (200, {"results": [42]})
+    status, headers, text = raw(handler, "POST", f"/v1/models/{HANDLER_MODEL}{path}", json.dumps(body).encode())
+    assert (status, json.loads(text), headers["Content-Type"]) == (200, {"results": [42]}, "application/json")
 
 
-def test_classify(handler):  # HttpRestApiHandlerTest.Classify
-    body = {"signature_name": "classify_x_to_y", "examples": [{"x": 20.0}]}
-    assert handler.post(f"/v1/models/{HANDLER_MODEL}:classify", body) == (200, {"results": [[["", 12]]]})
+@pytest.mark.parametrize(("path", "x", "score"), [(":classify", 20.0, 12), ("/labels/Version_Label:classify", 10.0, 7)])
+def test_classify(handler, path, x, score):  # HttpRestApiHandlerTest.Classify; api_rest.md "Classify and Regress API"
+    body = {"signature_name": "classify_x_to_y", "examples": [{"x": x}]}
+    status, headers, text = raw(handler, "POST", f"/v1/models/{HANDLER_MODEL}{path}", json.dumps(body).encode())
+    assert (status, json.loads(text), headers["Content-Type"]) == (
+        200,
+        {"results": [[["", score]]]},
+        "application/json",
+    )
 
 
 def available(version: str) -> dict:
@@ -249,34 +296,70 @@ def available(version: str) -> dict:
 
 @pytest.mark.parametrize("path", ["", "/versions/123", "/labels/Version_Label"])
 def test_get_status(handler, path):  # HttpRestApiHandlerTest.GetStatus
-    assert handler.get(f"/v1/models/{HANDLER_MODEL}{path}") == (200, available("123"))
+    status, headers, text = raw(handler, "GET", f"/v1/models/{HANDLER_MODEL}{path}")
+    assert (status, json.loads(text), headers["Content-Type"]) == (200, available("123"), "application/json")
 
 
 def test_get_model_metadata(handler):  # HttpRestApiHandlerTest.GetModelMetadata
     expected = json.loads((TESTDATA / "half_plus_two_model_metadata.json").read_text())
     expected["model_spec"]["name"] = HANDLER_MODEL
-    assert handler.get(f"/v1/models/{HANDLER_MODEL}/metadata") == (200, expected)
+    status, headers, text = raw(handler, "GET", f"/v1/models/{HANDLER_MODEL}/metadata")
+    assert (status, json.loads(text), headers["Content-Type"]) == (200, expected, "application/json")
 
 
-# get_model_status_impl_test.cc ----------------------------------------------------------------------------------
+# get_model_status_impl_test.cc: REST's status call, and gRPC's ModelService.GetModelStatus -----------------------
 
 
-def test_missing_or_empty_model_spec_failure(default):  # GetModelStatusImplTest.MissingOrEmptyModelSpecFailure
-    assert error(default, "GET", "/v1/models") == (400, "Missing model name in request.")
+def status_rpc(two_versions, name: str | None = None, version: int | None = None):
+    """GetModelStatus over gRPC: (code, response or error message)."""
+    request = get_model_status_pb2.GetModelStatusRequest()
+    if name is not None:
+        request.model_spec.name = name
+    if version is not None:
+        request.model_spec.version.value = version
+    try:
+        return grpc.StatusCode.OK, two_versions[1].GetModelStatus(request, 60)
+    except grpc.RpcError as e:
+        return e.code(), e.details()
 
 
-def test_invalid_model_name_failure(default):  # GetModelStatusImplTest.InvalidModelNameFailure
-    status, _, body = raw(default, "GET", "/v1/models/nonexistent_model")
-    assert status == 404 and json.loads(body) == {"error": "Could not find any versions of model nonexistent_model"}
+def test_missing_or_empty_model_spec_failure(two_versions):  # GetModelStatusImplTest.MissingOrEmptyModelSpecFailure
+    assert error(two_versions[0], "GET", "/v1/models") == (400, "Missing model name in request.")
+    assert status_rpc(two_versions) == (grpc.StatusCode.INVALID_ARGUMENT, "Missing ModelSpec")
 
 
-def test_invalid_model_version_failure(default):  # GetModelStatusImplTest.InvalidModelVersionFailure
-    status, _, body = raw(default, "GET", "/v1/models/default/versions/125")
-    assert status == 404 and json.loads(body) == {"error": "Could not find version 125 of model default"}
+def test_invalid_model_name_failure(two_versions):  # GetModelStatusImplTest.InvalidModelNameFailure
+    message = "Could not find any versions of model nonexistent_model"
+    assert error(two_versions[0], "GET", "/v1/models/nonexistent_model") == (404, message)
+    assert status_rpc(two_versions, "nonexistent_model") == (grpc.StatusCode.NOT_FOUND, message)
 
 
-def test_single_version_success(default):  # GetModelStatusImplTest.SingleVersionSuccess
-    assert default.get("/v1/models/default/versions/123") == (200, available("123"))
+def test_invalid_model_version_failure(two_versions):  # GetModelStatusImplTest.InvalidModelVersionFailure
+    message = f"Could not find version 125 of model {HANDLER_MODEL}"
+    assert error(two_versions[0], "GET", f"/v1/models/{HANDLER_MODEL}/versions/125") == (404, message)
+    assert status_rpc(two_versions, HANDLER_MODEL, 125) == (grpc.StatusCode.NOT_FOUND, message)
+
+
+def test_all_versions_success(two_versions):  # GetModelStatusImplTest.AllVersionsSuccess
+    status, body = two_versions[0].get(f"/v1/models/{HANDLER_MODEL}")
+    assert status == 200
+    assert sorted(body["model_version_status"], key=lambda s: s["version"]) == [
+        available("123")["model_version_status"][0],
+        available("124")["model_version_status"][0],
+    ]
+    code, response = status_rpc(two_versions, HANDLER_MODEL)
+    assert code == grpc.StatusCode.OK
+    assert {s.version for s in response.model_version_status} == {123, 124}
+    assert [(s.status.error_code, s.status.error_message) for s in response.model_version_status] == [(0, "")] * 2
+
+
+def test_single_version_success(two_versions):  # GetModelStatusImplTest.SingleVersionSuccess
+    assert two_versions[0].get(f"/v1/models/{HANDLER_MODEL}/versions/123") == (200, available("123"))
+    code, response = status_rpc(two_versions, HANDLER_MODEL, 123)
+    assert code == grpc.StatusCode.OK
+    assert [(s.version, s.status.error_code, s.status.error_message) for s in response.model_version_status] == [
+        (123, 0, "")
+    ]
 
 
 # tensorflow_model_server_test.py --------------------------------------------------------------------------------
@@ -336,7 +419,26 @@ def test_tf_saved_model_save_multiple_signatures(signatures):
 # g3doc/api_rest.md ----------------------------------------------------------------------------------------------
 
 
-def test_api_rest_example(half_plus_three):  # api_rest.md "Example"
+def test_api_rest_model_status_api(two_versions, handler):  # api_rest.md "Model status API"
+    # Without a version: every version; with one: that one; a label is not a version, so every version again.
+    status, body = two_versions[0].get(f"/v1/models/{HANDLER_MODEL}")
+    assert status == 200 and {s["version"] for s in body["model_version_status"]} == {"123", "124"}
+    assert two_versions[0].get(f"/v1/models/{HANDLER_MODEL}/versions/124") == (200, available("124"))
+    assert handler.get(f"/v1/models/{HANDLER_MODEL}/labels/Version_Label") == (200, available("123"))
+
+
+def test_api_rest_model_metadata_api(two_versions, handler):  # api_rest.md "Model Metadata API"
+    def version(client, path: str) -> str:
+        status, body = client.get(f"/v1/models/{HANDLER_MODEL}{path}/metadata")
+        assert status == 200 and "serving_default" in body["metadata"]["signature_def"]["signature_def"]
+        return body["model_spec"]["version"]
+
+    assert version(two_versions[0], "") == "124"  # the latest version
+    assert version(two_versions[0], "/versions/123") == "123"
+    assert version(handler, "/labels/Version_Label") == "123"
+
+
+def test_api_rest_example(half_plus_three):  # api_rest.md "Example"; api_rest.md "RESTful API": errors
     model = "/v1/models/saved_model_half_plus_three"
     assert half_plus_three.get(model) == (200, available("123"))
     assert half_plus_three.post(f"{model}:predict", {"instances": [1.0, 2.0, 5.0]}) == (
@@ -361,7 +463,8 @@ def test_nan_and_infinity_go_in_and_come_out_as_tokens(default):  # api_rest.md 
     assert (status, text) == (200, b'{"predictions":[NaN,Infinity,-Infinity,3.0]}')
 
 
-def test_tensors_echo_through_the_json_mapping(signatures):  # json_tensor_test MultipleNamedTensor, end to end
+def test_tensors_echo_through_the_json_mapping(signatures):  # JsontensorTest.MultipleNamedTensor, end to end
+    # api_rest.md "Output of binary values": str_tensor_bytes comes back as {"b64": ...}, str_tensor as text.
     instances = [
         {
             "int_tensor": [[1, 2], [3, 4]],
@@ -396,7 +499,7 @@ def test_tensors_echo_through_the_json_mapping(signatures):  # json_tensor_test 
     assert second["float_tensor"] == [2.0, math.inf] and second["int_tensor"] == [[7, 8], [9, 0]]
 
 
-def test_json_nested_far_deeper_than_1024_levels_is_read(default):  # json_tensor_test DeeplyNestedWellFormed
+def test_json_nested_far_deeper_than_1024_levels_is_read(default):  # JsontensorTest.DeeplyNestedWellFormed
     body = b'{"instances": [2.0], "nested": ' + b"[" * 500_000 + b"]" * 500_000 + b"}"
     assert raw(default, "POST", "/v1/models/default:predict", body)[::2] == (200, b'{"predictions":[3.0]}')
     deep_signature = b'{"signature_name": ' + b"[" * 500_000 + b"]" * 500_000 + b"}"
@@ -412,7 +515,9 @@ def test_a_tensor_is_fed_as_sent_and_the_graph_decides(default):
     )
 
 
-def test_json_booleans_in_examples_are_int64_features(signatures):  # json_tensor_test RequestWithContextAndSignature
+def test_json_booleans_in_examples_are_int64_features(
+    signatures,
+):  # ClassifyRegressRequestTest.RequestWithContextAndSignature
     body = {"signature_name": "count", "examples": [{"n": True}, {"n": False}, {"n": [7]}]}
     assert signatures.post("/v1/models/default:regress", body) == (200, {"results": [1.0, 0.0, 7.0]})
     status, message = error(

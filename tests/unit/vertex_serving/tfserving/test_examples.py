@@ -55,6 +55,7 @@ def test_request_no_context():  # ClassifyRegressRequestTest.RequestNoContext
 
 
 def test_request_with_context_and_signature():  # ClassifyRegressRequestTest.RequestWithContextAndSignature
+    # api_rest.md "Classify and Regress API": the request format, signature_name, context and examples.
     text = """{
       "signature_name": "custom_signture",
       "context": {"query": "pizza", "location": [ "sfo" ]},
@@ -139,6 +140,20 @@ def test_json_from_result_errors():  # ClassifyRegressnResultTest.JsonFromResult
         format_classify({"scores": np.zeros((0, 3), np.float32)}, 0, CLASSIFY)
     with pytest.raises(ServingError, match="empty RegressionResults"):
         format_regress({"outputs": np.zeros((0,), np.float32)}, 0, REGRESS)
+
+
+def test_encoding_binary_values():  # api_rest.md "Encoding binary values": the guide's classification request
+    got = examples("""{
+      "signature_name": "classify_objects",
+      "examples": [
+        {"image": { "b64": "aW1hZ2UgYnl0ZXM=" }, "caption": "seaside"},
+        {"image": { "b64": "YXdlc29tZSBpbWFnZSBieXRlcw==" }, "caption": "mountains"}
+      ]
+    }""")
+    assert got == [
+        {"image": ("bytes_list", [b"image bytes"]), "caption": ("bytes_list", [b"seaside"])},
+        {"image": ("bytes_list", [b"awesome image bytes"]), "caption": ("bytes_list", [b"mountains"])},
+    ]
 
 
 # Beyond the upstream tests: the classifier's and regressor's own result checks (classifier.cc, regressor.cc) ----

@@ -32,7 +32,7 @@ def refusal(tmp_path, text, **kwargs) -> str:
 
 
 def test_tf_serving_good_model_config_lists_both_models(tmp_path):
-    """tensorflow_model_server_test.py testGoodModelConfig: good_model_config.txt's two models."""
+    """TensorflowModelServerTest.testGoodModelConfig: good_model_config.txt's two models."""
     two, three = read_model_config(write(tmp_path, GOOD))
     assert two == ModelConfig("half_plus_two", "/models/two")
     assert (three.name, three.base_path, three.policy, three.versions) == (
@@ -44,7 +44,7 @@ def test_tf_serving_good_model_config_lists_both_models(tmp_path):
 
 
 def test_tf_serving_bad_model_config_names_the_text_format_error(tmp_path):
-    """tensorflow_model_server_test.py testBadModelConfig: bad_model_config.txt fails with this wording."""
+    """TensorflowModelServerTest.testBadModelConfig: bad_model_config.txt fails with this wording."""
     message = refusal(tmp_path, "improperly formatted file")
     assert "--model_config_file=" in message
     assert "Error parsing text-format tensorflow.serving.ModelServerConfig" in message

@@ -34,6 +34,9 @@ DTYPES = {
     "DT_HALF": np.float16,
     "DT_UINT64": np.uint64,
     "DT_INT8": np.int8,
+    "DT_UINT8": np.uint8,
+    "DT_INT16": np.int16,
+    "DT_UINT32": np.uint32,
 }
 
 
@@ -50,6 +53,13 @@ def predict(text: str, sig: Signature):
     return parse_predict(body.value, sig, body.raw)
 
 
+def row(text: str, sig: Signature) -> dict:
+    """The tensors of a request that must be read in the row ("instances") format, as upstream's kRow checks."""
+    request = predict(text, sig)
+    assert not request.columnar
+    return request.feeds
+
+
 def refused(text: str, sig: Signature) -> ServingError:
     with pytest.raises(ServingError) as e:
         predict(text, sig)
@@ -61,85 +71,87 @@ def as_json(outputs: dict, columnar: bool) -> dict:
     return json.loads(dumps(format_predict(outputs, columnar)))
 
 
-def test_single_unnamed_tensor():  # SingleUnnamedTensor
+def test_single_unnamed_tensor():  # JsontensorTest.SingleUnnamedTensor
     request = predict('{"instances": [[1,2],[3,4],[5,6]]}', signature(default="DT_INT32"))
     tensor = request.feeds["default"]
     assert not request.columnar and list(request.feeds) == ["default"]
     assert tensor.dtype == np.int32 and tensor.shape == (3, 2) and tensor.tolist() == [[1, 2], [3, 4], [5, 6]]
 
 
-def test_deeply_nested_well_formed():  # DeeplyNestedWellFormed
+def test_deeply_nested_well_formed():  # JsontensorTest.DeeplyNestedWellFormed
     text = '{"instances":[1], "nested":' + "[" * 500000 + "]" * 500000 + "}"
     assert predict(text, signature(default="DT_INT32")).feeds["default"].tolist() == [1]
 
 
-def test_deeply_nested_malformed():  # DeeplyNestedMalformed
+def test_deeply_nested_malformed():  # JsontensorTest.DeeplyNestedMalformed
     text = '{"signature_name":' + "[" * 500000 + "]" * 500000 + "}"
     assert "key must be a string value" in refused(text, signature(default="DT_INT32")).message
 
 
-def test_mixed_input_for_float_tensor():  # MixedInputForFloatTensor
-    tensor = predict('{"instances": [1, 2.0, 3, 4, 5.003, 0.007, 0.0]}', signature(default="DT_FLOAT")).feeds["default"]
+def test_mixed_input_for_float_tensor():  # JsontensorTest.MixedInputForFloatTensor
+    tensor = row('{"instances": [1, 2.0, 3, 4, 5.003, 0.007, 0.0]}', signature(default="DT_FLOAT"))["default"]
     assert tensor.dtype == np.float32 and tensor.shape == (7,)
     assert tensor.tolist() == np.array([1, 2.0, 3, 4, 5.003, 0.007, 0.0], np.float32).tolist()
 
 
-def test_mixed_input_for_double_tensor():  # MixedInputForDoubleTensor
-    tensor = predict('{"instances": [1.0, 2, 3, 4, 0.662, 0, 0.0]}', signature(default="DT_DOUBLE")).feeds["default"]
+def test_mixed_input_for_double_tensor():  # JsontensorTest.MixedInputForDoubleTensor
+    tensor = row('{"instances": [1.0, 2, 3, 4, 0.662, 0, 0.0]}', signature(default="DT_DOUBLE"))["default"]
     assert tensor.dtype == np.float64 and tensor.tolist() == [1.0, 2, 3, 4, 0.662, 0, 0.0]
 
 
-def test_float_tensor_with_precision_loss():  # FloatTensorWithPrecisionLoss
-    whole = predict('{"instances": [1435774380]}', signature(default="DT_FLOAT")).feeds["default"]
-    decimal = predict('{"instances": [1435774380.0]}', signature(default="DT_FLOAT")).feeds["default"]
+def test_float_tensor_with_precision_loss():  # JsontensorTest.FloatTensorWithPrecisionLoss
+    # api_rest.md "Floating Point Precision": 1435774380 reaches a float input as 1435774336.
+    whole = row('{"instances": [1435774380]}', signature(default="DT_FLOAT"))["default"]
+    decimal = row('{"instances": [1435774380.0]}', signature(default="DT_FLOAT"))["default"]
     assert whole.tolist() == decimal.tolist() == [1435774336.0]
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # pytest resets the module's own filter
-def test_float_tensor_that_exceeds_max_returns_inf():  # FloatTensorThatExceedsMaxReturnsInf
+def test_float_tensor_that_exceeds_max_returns_inf():  # JsontensorTest.FloatTensorThatExceedsMaxReturnsInf
     sig = signature(default="DT_FLOAT")
-    assert predict('{ "instances": [1.79769e+308] }', sig).feeds["default"].tolist() == [math.inf]
-    assert predict('{ "instances": [-1.79769e+308] }', sig).feeds["default"].tolist() == [-math.inf]
+    assert row('{ "instances": [1.79769e+308] }', sig)["default"].tolist() == [math.inf]
+    assert row('{ "instances": [-1.79769e+308] }', sig)["default"].tolist() == [-math.inf]
 
 
-def test_float_tensor_that_exceeds_min_returns_zero():  # FloatTensorThatExceedsMinReturnsZero
+def test_float_tensor_that_exceeds_min_returns_zero():  # JsontensorTest.FloatTensorThatExceedsMinReturnsZero
     sig = signature(default="DT_FLOAT")
-    assert predict('{ "instances": [2.22507e-308] }', sig).feeds["default"].tolist() == [0.0]
-    negative = predict('{ "instances": [-2.22507e-308] }', sig).feeds["default"]
+    assert row('{ "instances": [2.22507e-308] }', sig)["default"].tolist() == [0.0]
+    negative = row('{ "instances": [-2.22507e-308] }', sig)["default"]
     assert negative.tolist() == [0.0] and math.copysign(1, negative[0]) == -1
 
 
-def test_single_unnamed_tensor_with_signature():  # SingleUnnamedTensorWithSignature
+def test_single_unnamed_tensor_with_signature():  # JsontensorTest.SingleUnnamedTensorWithSignature
     text = '{"signature_name": "predict_images", "instances": [[1,2]]}'
     assert signature_name(parse_body(text.encode()).value) == "predict_images"
-    assert predict(text, signature(default="DT_INT32")).feeds["default"].tolist() == [[1, 2]]
+    assert row(text, signature(default="DT_INT32"))["default"].tolist() == [[1, 2]]
 
 
-def test_tensor_from_non_null_terminated_buffer():  # TensorFromNonNullTerminatedBuffer
+def test_tensor_from_non_null_terminated_buffer():  # JsontensorTest.TensorFromNonNullTerminatedBuffer
     raw = b'{"instances": [[1,2],[3,4],[5,6]]}X'
     body = parse_body(raw[:-1])
-    assert parse_predict(body.value, signature(default="DT_INT32")).feeds["default"].shape == (3, 2)
+    request = parse_predict(body.value, signature(default="DT_INT32"))
+    assert not request.columnar and request.feeds["default"].tolist() == [[1, 2], [3, 4], [5, 6]]
 
 
-def test_single_unnamed_tensor_base64_scalars():  # SingleUnnamedTensorBase64Scalars
+def test_single_unnamed_tensor_base64_scalars():  # JsontensorTest.SingleUnnamedTensorBase64Scalars
     text = '{"instances": [ { "b64" : "aGVsbG8=" }, { "b64": "d29ybGQ=" } ]}'
-    tensor = predict(text, signature(default="DT_STRING")).feeds["default"]
+    tensor = row(text, signature(default="DT_STRING"))["default"]
     assert tensor.shape == (2,) and tensor.tolist() == [b"hello", b"world"]
 
 
-def test_single_unnamed_tensor_base64_lists():  # SingleUnnamedTensorBase64Lists
+def test_single_unnamed_tensor_base64_lists():  # JsontensorTest.SingleUnnamedTensorBase64Lists
     text = '{"instances": [ [{ "b64" : "aGVsbG8=" }], [{ "b64": "d29ybGQ=" }] ]}'
-    tensor = predict(text, signature(default="DT_STRING")).feeds["default"]
+    tensor = row(text, signature(default="DT_STRING"))["default"]
     assert tensor.shape == (2, 1) and tensor.tolist() == [[b"hello"], [b"world"]]
 
 
-def test_single_named_tensor_base64():  # SingleNamedTensorBase64
+def test_single_named_tensor_base64():  # JsontensorTest.SingleNamedTensorBase64
     text = '{"instances": [{"default": [ [{ "b64" : "aGVsbG8=" }], [{ "b64": "d29ybGQ=" }] ]}]}'
-    tensor = predict(text, signature(default="DT_STRING")).feeds["default"]
+    tensor = row(text, signature(default="DT_STRING"))["default"]
     assert tensor.shape == (1, 2, 1) and tensor.tolist() == [[[b"hello"], [b"world"]]]
 
 
-def test_multiple_named_tensor():  # MultipleNamedTensor
+def test_multiple_named_tensor():  # JsontensorTest.MultipleNamedTensor
     text = """{"instances": [
         {"int_tensor": [[1,2],[3,4],[5,6]], "str_tensor": ["foo", "bar"], "float_tensor": [1.0, NaN],
          "dbl_tensor": [NaN]},
@@ -147,7 +159,7 @@ def test_multiple_named_tensor():  # MultipleNamedTensor
          "dbl_tensor": [2.0]}
     ]}"""
     sig = signature(int_tensor="DT_INT32", str_tensor="DT_STRING", float_tensor="DT_FLOAT", dbl_tensor="DT_DOUBLE")
-    feeds = predict(text, sig).feeds
+    feeds = row(text, sig)
     assert feeds["int_tensor"].shape == (2, 3, 2) and feeds["int_tensor"].dtype == np.int32
     assert feeds["int_tensor"].reshape(-1).tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2]
     assert feeds["str_tensor"].tolist() == [[b"foo", b"bar"], [b"baz", b"bat"]]
@@ -160,7 +172,7 @@ def test_multiple_named_tensor():  # MultipleNamedTensor
     )
 
 
-def test_single_unnamed_tensor_columnar_format():  # SingleUnnamedTensorColumnarFormat
+def test_single_unnamed_tensor_columnar_format():  # JsontensorTest.SingleUnnamedTensorColumnarFormat
     sig = signature(int_tensor="DT_INT32")
     for text in ('{"inputs": {"int_tensor": [[[1,2],[3,4],[5,6]]]}}', '{"inputs": [[[1,2],[3,4],[5,6]]]}'):
         request = predict(text, sig)
@@ -168,7 +180,7 @@ def test_single_unnamed_tensor_columnar_format():  # SingleUnnamedTensorColumnar
         assert request.feeds["int_tensor"].reshape(-1).tolist() == [1, 2, 3, 4, 5, 6]
 
 
-def test_multiple_named_tensor_columnar_format():  # MultipleNamedTensorColumnarFormat
+def test_multiple_named_tensor_columnar_format():  # JsontensorTest.MultipleNamedTensorColumnarFormat
     text = """{"inputs": {"int_tensor": [[[1,2],[3,4],[5,6]]], "str_tensor": ["foo", "bar"],
                           "bin_tensor": { "b64" : "aGVsbG8=" }}}"""
     feeds = predict(text, signature(int_tensor="DT_INT32", str_tensor="DT_STRING", bin_tensor="DT_STRING")).feeds
@@ -188,11 +200,11 @@ def test_multiple_named_tensor_columnar_format():  # MultipleNamedTensorColumnar
         ('{"instances": [[1,2],["a", "b"]]}', "not of expected type"),
     ],
 )
-def test_single_unnamed_tensor_errors(text, needle):  # SingleUnnamedTensorErrors
+def test_single_unnamed_tensor_errors(text, needle):  # JsontensorTest.SingleUnnamedTensorErrors
     assert needle in refused(text, signature(default="DT_INT32")).message
 
 
-def test_single_unnamed_tensor_errors_empty_document():  # SingleUnnamedTensorErrors
+def test_single_unnamed_tensor_errors_empty_document():  # JsontensorTest.SingleUnnamedTensorErrors
     assert "document is empty" in refused("", signature(default="DT_INT32")).message
 
 
@@ -216,12 +228,12 @@ def test_single_unnamed_tensor_errors_empty_document():  # SingleUnnamedTensorEr
         ),
     ],
 )
-def test_multiple_named_tensor_errors(instances, needle):  # MultipleNamedTensorErrors
+def test_multiple_named_tensor_errors(instances, needle):  # JsontensorTest.MultipleNamedTensorErrors
     sig = signature(int_tensor="DT_INT32", str_tensor="DT_STRING")
     assert needle in refused('{"instances": ' + instances + "}", sig).message
 
 
-def test_multiple_named_tensor_errors_list_then_object():  # MultipleNamedTensorErrors
+def test_multiple_named_tensor_errors_list_then_object():  # JsontensorTest.MultipleNamedTensorErrors
     text = '{"instances": [["baz", "bar"], {"str_tensor": ["baz", "bat"]}]}'
     assert "Expecting value/list but got object" in refused(text, signature(str_tensor="DT_STRING")).message
 
@@ -231,37 +243,38 @@ def test_multiple_named_tensor_errors_list_then_object():  # MultipleNamedTensor
 INTS_2x3x2 = np.array([[[1, 2], [3, 4], [5, 6]], [[7, 8], [9, 0], [1, 2]]], np.int32)
 
 
-def test_from_json_single_tensor():  # FromJsonSingleTensor
+def test_from_json_single_tensor():  # JsontensorTest.FromJsonSingleTensor
     assert as_json({"int_tensor": INTS_2x3x2}, False) == {"predictions": INTS_2x3x2.tolist()}
     assert as_json({"int_tensor": INTS_2x3x2}, True) == {"outputs": INTS_2x3x2.tolist()}
 
 
-def test_from_json_single_scalar_tensor():  # FromJsonSingleScalarTensor
+def test_from_json_single_scalar_tensor():  # JsontensorTest.FromJsonSingleScalarTensor
     tensor = np.array([1, 2, 3, 4, 5], np.int32)
     assert as_json({"int_tensor": tensor}, False) == {"predictions": [1, 2, 3, 4, 5]}
     assert as_json({"int_tensor": tensor}, True) == {"outputs": [1, 2, 3, 4, 5]}
 
 
-def test_from_json_single_bytes_tensor():  # FromJsonSingleBytesTensor
+def test_from_json_single_bytes_tensor():  # JsontensorTest.FromJsonSingleBytesTensor
+    # api_rest.md "Output of binary values": an output whose name ends in _bytes is written as {"b64": ...}.
     tensor = np.array([[b"hello", b"world"], [b"tf", b"serving"]], object)
     assert as_json({"str_tensor_bytes": tensor}, False) == {
         "predictions": [[{"b64": "aGVsbG8="}, {"b64": "d29ybGQ="}], [{"b64": "dGY="}, {"b64": "c2VydmluZw=="}]]
     }
 
 
-def test_from_json_single_float_tensor_six_digit_precision():  # FromJsonSingleFloatTensorSixDigitPrecision
+def test_from_json_single_float_tensor_six_digit_precision():  # JsontensorTest.FromJsonSingleFloatTensorSixDigitPrecision
     tensor = np.array([[9000000, 999999, 0.50000], [0.0003, 0.00003, 555557.5]], np.float32)
     predictions = as_json({"float_tensor": tensor}, False)["predictions"]
     assert np.array(predictions, np.float32).tolist() == tensor.tolist()
     assert predictions == [[9e06, 999999.0, 0.5], [0.0003, 3e-05, 555557.5]]
 
 
-def test_from_json_single_float_tensor_non_finite():  # FromJsonSingleFloatTensorNonFinite
+def test_from_json_single_float_tensor_non_finite():  # JsontensorTest.FromJsonSingleFloatTensorNonFinite
     tensor = np.array([[math.nan, math.inf], [3, -math.inf]], np.float32)
     assert dumps(format_predict({"float_tensor": tensor}, False)) == b'{"predictions":[[NaN,Infinity],[3.0,-Infinity]]}'
 
 
-def test_from_json_single_tensor_errors():  # FromJsonSingleTensorErrors
+def test_from_json_single_tensor_errors():  # JsontensorTest.FromJsonSingleTensorErrors
     with pytest.raises(ServingError, match="empty tensor map"):
         format_predict({}, False)
     with pytest.raises(ServingError, match="tensor type: complex64"):
@@ -270,7 +283,7 @@ def test_from_json_single_tensor_errors():  # FromJsonSingleTensorErrors
         format_predict({"tensor": np.array(1, np.int32)}, False)
 
 
-def test_from_json_multiple_named_tensors():  # FromJsonMultipleNamedTensors
+def test_from_json_multiple_named_tensors():  # JsontensorTest.FromJsonMultipleNamedTensors
     outputs = {
         "int_tensor": INTS_2x3x2,
         "str_tensor": np.array([[b"foo", b"bar"], [b"baz", b"bat"]], object),
@@ -310,25 +323,80 @@ def test_from_json_multiple_named_tensors():  # FromJsonMultipleNamedTensors
     }
 
 
-def test_from_json_multiple_named_tensors_errors():  # FromJsonMultipleNamedTensorsErrors
+def test_from_json_multiple_named_tensors_errors():  # JsontensorTest.FromJsonMultipleNamedTensorsErrors
     outputs = {"int_tensor": np.zeros((2, 3), np.int32), "str_tensor": np.array([[b"foo", b"bar", b"baz"]], object)}
     with pytest.raises(ServingError, match="inconsistent batch size"):
         format_predict(outputs, False)
 
 
-def test_from_json_single_zero_batch_tensor():  # FromJsonSingleZeroBatchTensor
+def test_from_json_single_zero_batch_tensor():  # JsontensorTest.FromJsonSingleZeroBatchTensor
     assert as_json({"int_tensor": np.zeros((0, 2), np.int32)}, False) == {"predictions": []}
 
 
-def test_from_json_multiple_zero_batch_tensors():  # FromJsonMultipleZeroBatchTensors
+def test_from_json_multiple_zero_batch_tensors():  # JsontensorTest.FromJsonMultipleZeroBatchTensors
     outputs = {"str_tensor": np.zeros((0, 1, 2), object), "float_tensor": np.zeros((0, 3, 4), np.float32)}
     assert as_json(outputs, False) == {"predictions": []}
 
 
-def test_from_json_multiple_zero_batch_tensors_errors():  # FromJsonMultipleZeroBatchTensorsErrors
+def test_from_json_multiple_zero_batch_tensors_errors():  # JsontensorTest.FromJsonMultipleZeroBatchTensorsErrors
     outputs = {"int_tensor": np.zeros((0, 2), np.int32), "str_tensor": np.array([[b"foo", b"bar"]], object)}
     with pytest.raises(ServingError, match="inconsistent batch size"):
         format_predict(outputs, False)
+
+
+# g3doc/api_rest.md's request formats and JSON mapping -----------------------------------------------------------
+
+
+def test_api_rest_row_and_columnar_formats():  # api_rest.md "Predict API": the guide's request examples
+    strings = row('{"instances": [ "foo", "bar", "baz" ]}', signature(default="DT_STRING"))["default"]
+    assert strings.shape == (3,) and strings.tolist() == [b"foo", b"bar", b"baz"]
+    pairs = row('{"instances": [ [[1, 2]], [[3, 4]] ]}', signature(default="DT_INT32"))["default"]
+    assert pairs.shape == (2, 1, 2)
+    sig = signature(tag="DT_STRING", signal="DT_INT32", sensor="DT_INT32")
+    rows = predict(
+        """{"instances": [
+            {"tag": "foo", "signal": [1, 2, 3, 4, 5], "sensor": [[1, 2], [3, 4]]},
+            {"tag": "bar", "signal": [3, 4, 1, 2, 5], "sensor": [[4, 5], [6, 8]]}
+        ]}""",
+        sig,
+    )
+    columns = predict(
+        """{"inputs": {"tag": ["foo", "bar"], "signal": [[1, 2, 3, 4, 5], [3, 4, 1, 2, 5]],
+                       "sensor": [[[1, 2], [3, 4]], [[4, 5], [6, 8]]]}}""",
+        sig,
+    )
+    assert not rows.columnar and columns.columnar
+    assert {k: (v.shape, v.tolist()) for k, v in rows.feeds.items()} == {
+        k: (v.shape, v.tolist()) for k, v in columns.feeds.items()
+    }
+    assert rows.feeds["sensor"].shape == (2, 2, 2) and rows.feeds["tag"].tolist() == [b"foo", b"bar"]
+
+
+@pytest.mark.parametrize(
+    ("dtype", "text", "values"),
+    [
+        ("DT_BOOL", "[true, false]", [True, False]),
+        ("DT_STRING", '["Hello World!"]', [b"Hello World!"]),
+        ("DT_INT8", "[1, -10, 0]", [1, -10, 0]),
+        ("DT_UINT8", "[1, 10, 0]", [1, 10, 0]),
+        ("DT_INT16", "[1, -10, 0]", [1, -10, 0]),
+        ("DT_INT32", "[1, -10, 0]", [1, -10, 0]),
+        ("DT_UINT32", "[1, 10, 0]", [1, 10, 0]),
+        ("DT_INT64", "[1, -10, 0]", [1, -10, 0]),
+        ("DT_UINT64", "[1, 10, 0]", [1, 10, 0]),
+        ("DT_FLOAT", "[1.1, -10.0, 0, 2.5e2]", np.array([1.1, -10.0, 0, 250.0], np.float32).tolist()),
+        ("DT_DOUBLE", "[1.1, -10.0, 0, 2.5E-1]", [1.1, -10.0, 0, 0.25]),
+    ],
+)
+def test_json_mapping(dtype, text, values):  # api_rest.md "JSON mapping": each type row, exponent notation too
+    tensor = row('{"instances": ' + text + "}", signature(default=dtype))["default"]
+    assert tensor.dtype == np.dtype(DTYPES[dtype]) and tensor.tolist() == values
+
+
+def test_json_mapping_non_finite_floats():  # api_rest.md "JSON mapping": NaN, Infinity and -Infinity tokens
+    for dtype in ("DT_FLOAT", "DT_DOUBLE"):
+        tensor = row('{"instances": [NaN, Infinity, -Infinity]}', signature(default=dtype))["default"]
+        assert math.isnan(tensor[0]) and tensor[1:].tolist() == [math.inf, -math.inf]
 
 
 # Beyond the upstream tests: the issues found against TF Serving, and our own documented choices -----------------
@@ -343,7 +411,7 @@ def test_json_booleans_never_fill_numeric_tensors_even_among_numbers():
     problem = refused('{"instances": [1.0, true]}', sig)
     assert "JSON Value: true Type: True is not of expected type: float" in problem.message
     assert "Failed to process element: 1 of 'instances' list" in problem.message
-    assert predict('{"instances": [true, false]}', signature(default="DT_BOOL")).feeds["default"].tolist() == [
+    assert row('{"instances": [true, false]}', signature(default="DT_BOOL"))["default"].tolist() == [
         True,
         False,
     ]
@@ -390,7 +458,7 @@ def test_types_tf_serving_cannot_fill_from_json_are_unimplemented():
 
 
 def test_integers_wrap_into_narrow_types_as_tf_serving_casts_them():
-    assert predict('{"instances": [300, -1]}', signature(default="DT_INT8")).feeds["default"].tolist() == [44, -1]
+    assert row('{"instances": [300, -1]}', signature(default="DT_INT8"))["default"].tolist() == [44, -1]
 
 
 def test_columnar_inputs_ignore_keys_the_signature_does_not_name():
