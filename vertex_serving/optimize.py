@@ -166,7 +166,7 @@ def _measure(model_dir: str, options: dict, instances: list, rounds: int, round_
             results[name].warmup_seconds = time.perf_counter() - started
             signature = servable.signature(None)
             request = parse_predict({"instances": instances}, signature)
-            outputs = format_predict(signature.run(request.feeds), False, request.batch_size)["predictions"]
+            outputs = format_predict(signature.run(request.feeds), False)["predictions"]
             results[name].predictions = json.loads(json.dumps(outputs, default=lambda a: np.asarray(a).tolist()))
             loaded[name] = servable
         except ServingError as e:

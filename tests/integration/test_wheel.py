@@ -62,7 +62,7 @@ def test_the_steps_run_without_localvertex_as_in_the_component_image(installed, 
         "components.upload, components.warmup\n"
         "from components.validate import validate_config\n"
         "from vertex_serving.config import DeployConfig\n"
-        "values = DeployConfig(project='p', model_dir='gs://my-bucket/m', model_display_name='m', endpoint_display_name='e',"
+        "values = DeployConfig(project='my-project', model_dir='gs://my-bucket/m', model_display_name='m', endpoint_display_name='e',"
         " container_version='nightly').to_parameters()\n"
         "print(validate_config.python_func(**values).image_uri)\n"
     )
