@@ -24,7 +24,9 @@ def up(config: Config, detach: bool, out=None) -> int:
         print_pointers(running, out)
         return 0
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    config.port, config.storage_port = choose_ports(config.data_dir, config.port, config.storage_port)
+    config.port, config.storage_port, config.grpc_port, config.dedicated_port = choose_ports(
+        config.data_dir, config.port, config.storage_port, config.grpc_port, config.dedicated_port
+    )
     if not detach:
         import asyncio
 
@@ -34,6 +36,8 @@ def up(config: Config, detach: bool, out=None) -> int:
             "port": config.port,
             "storage_port": config.storage_port,
             "api_endpoint": f"http://127.0.0.1:{config.port}",
+            "grpc_endpoint": f"127.0.0.1:{config.grpc_port}",
+            "ca_bundle": str(config.data_dir.resolve() / "tls" / "ca-bundle.pem"),
         }
         print_pointers(state, out)
         out.flush()
@@ -48,6 +52,10 @@ def up(config: Config, detach: bool, out=None) -> int:
         str(config.port),
         "--storage-port",
         str(config.storage_port),
+        "--grpc-port",
+        str(config.grpc_port),
+        "--dedicated-port",
+        str(config.dedicated_port),
         "--data-dir",
         str(config.data_dir),
         "--deploy-timeout",
@@ -139,11 +147,10 @@ def status(data_dir: Path) -> dict:
 
 
 def print_pointers(state: dict, out=None) -> None:
-    """The lines that point a user's own code at this emulator."""
+    """The lines that point a user's own code at this emulator: the SDK over REST, and gapic clients over gRPC."""
     out = out or sys.stdout
-    env = environment(state)
-    print(f"export STORAGE_EMULATOR_HOST={env['STORAGE_EMULATOR_HOST']}", file=out)
-    print(f"export LOCALVERTEX_API_ENDPOINT={env['LOCALVERTEX_API_ENDPOINT']}", file=out)
+    for name, value in environment(state).items():
+        print(f"export {name}={value}", file=out)
     print(
         "# then, in Python:\n"
         "#   from google.auth.credentials import AnonymousCredentials\n"
@@ -153,6 +160,16 @@ def print_pointers(state: dict, out=None) -> None:
         f'#                   staging_bucket="gs://{STAGING_BUCKET}")',
         file=out,
     )
+    if state.get("grpc_endpoint"):
+        print(
+            "# or a gapic client over gRPC (Model, Endpoint, Prediction, Pipeline and Schedule services):\n"
+            "#   import grpc\n"
+            "#   from google.cloud.aiplatform import gapic as aip\n"
+            "#   from google.cloud.aiplatform_v1.services.model_service.transports import ModelServiceGrpcTransport\n"
+            "#   model_service_client = aip.ModelServiceClient(\n"
+            f'#       transport=ModelServiceGrpcTransport(channel=grpc.insecure_channel("{state["grpc_endpoint"]}")))',
+            file=out,
+        )
 
 
 def _answers(url: str) -> bool:

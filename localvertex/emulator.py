@@ -20,10 +20,12 @@ from pathlib import Path
 from aiohttp import web
 
 from localvertex import deployer as deployer_module
+from localvertex import grpc_transport, rpc, tls
 from localvertex.api import Api
 from localvertex.deployer import Deployer, now, status_message
 from localvertex.modelserver.launch import free_port
 from localvertex.pipeline_jobs import PipelineJobs
+from localvertex.rest import Rest
 from localvertex.schedules import Schedules
 from localvertex.store import Store
 from vertex_serving.catalog import load_catalog
@@ -48,6 +50,8 @@ class Config:
     catalogs: list[str] = field(default_factory=list)
     max_running_pipeline_jobs: int = 1  # a pipeline run's steps load TensorFlow: one at a time on 2 cores
     max_server_restarts: int = 5  # within RESTART_WINDOW, before a DeployedModel is marked failed
+    grpc_port: int = 0
+    dedicated_port: int = 0  # the TLS listener that dedicated endpoints' DNS names point to
 
     def file_settings(self) -> dict:
         """`localvertex.toml` in the data directory: `tpu_v5e_cores`, and `[images]` mapping URIs to commands."""
@@ -69,11 +73,16 @@ def read_state(data_dir: Path) -> dict | None:
 
 
 def environment(state: dict) -> dict[str, str]:
-    """What points a user's own code at this emulator."""
-    return {
+    """What points a user's own code at this emulator (REQUESTS_CA_BUNDLE: so https reaches dedicated endpoints)."""
+    found = {
         "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{state['storage_port']}",
         "LOCALVERTEX_API_ENDPOINT": state["api_endpoint"],
     }
+    if state.get("grpc_endpoint"):
+        found["LOCALVERTEX_GRPC_ENDPOINT"] = state["grpc_endpoint"]
+    if state.get("ca_bundle"):
+        found["REQUESTS_CA_BUNDLE"] = state["ca_bundle"]
+    return found
 
 
 async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
@@ -89,7 +98,10 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
         )
     settings = config.file_settings()
     catalogs = [str(Path(c).expanduser().resolve()) for c in config.catalogs]
-    port, storage_port = choose_ports(data_dir, config.port, config.storage_port)
+    port, storage_port, grpc_port, dedicated_port = choose_ports(
+        data_dir, config.port, config.storage_port, config.grpc_port, config.dedicated_port
+    )
+    tls_context, ca_bundle = tls.server_context(data_dir / "tls")
     storage = create_server(
         "127.0.0.1", storage_port, in_memory=False, data_dir=str(data_dir / "gcs"), default_bucket=STAGING_BUCKET
     )
@@ -113,22 +125,36 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
     pipeline_jobs.recover()
     schedules = Schedules(store, pipeline_jobs)
     schedules.recover()
-    api = Api(store, deployer, services=(pipeline_jobs, schedules))
-    runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
+    api = Api(store, deployer, dedicated_dns=f"127.0.0.1:{dedicated_port}")
+    await api.open()
+    methods = rpc.methods(api, pipeline_jobs, schedules)
+    runner = web.AppRunner(Rest(methods).app(), access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
+    predictions = [m for m in methods if m.service == "PredictionService"]
+    dedicated = web.AppRunner(Rest(predictions, dedicated=True).app(), access_log=None, handle_signals=False)
+    await dedicated.setup()
+    await web.TCPSite(dedicated, "127.0.0.1", dedicated_port, ssl_context=tls_context).start()
+    grpc_server = await grpc_transport.serve(methods, grpc_port)
     state = {
         "pid": os.getpid(),
         "port": port,
         "storage_port": storage_port,
+        "grpc_port": grpc_port,
+        "dedicated_port": dedicated_port,
         "api_endpoint": f"http://127.0.0.1:{port}",
+        "grpc_endpoint": f"127.0.0.1:{grpc_port}",
+        "ca_bundle": str(ca_bundle),
         "tpu_v5e_cores": cores,
         "catalogs": catalogs,
     }
     (data_dir / STATE_FILE).write_text(json.dumps(state))
     log.info(
-        "localvertex on http://127.0.0.1:%d, storage on http://127.0.0.1:%d, data in %s, TPU v5e cores %d",
+        "localvertex on http://127.0.0.1:%d (gRPC 127.0.0.1:%d, dedicated endpoints https://127.0.0.1:%d), "
+        "storage on http://127.0.0.1:%d, data in %s, TPU v5e cores %d",
         port,
+        grpc_port,
+        dedicated_port,
         storage_port,
         data_dir,
         cores,
@@ -149,7 +175,10 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
     queue.cancel()
     supervising.cancel()
     clock.cancel()
+    await grpc_server.stop(1.0)
     await runner.cleanup()
+    await dedicated.cleanup()
+    await api.close()
     pipeline_jobs.stop_all()
     deployer.stop_all()
     storage.stop()
@@ -162,7 +191,7 @@ def end_interrupted_operations(store: Store) -> None:
     forever. (A deploy adds its DeployedModel only when it completes, so nothing of it is left to undo.)"""
     with store.transaction():
         for operation in store.list("operation", "projects/"):
-            if not operation.get("done", True):
+            if "name" in operation and not operation.get("done", False):  # JSON leaves out done: false
                 operation.update(
                     done=True,
                     error={"code": 14, "message": "localvertex stopped while this operation ran: try it again"},
@@ -271,14 +300,26 @@ async def _restore(
     log.info("DeployedModel %s serves again on %s", deployed.id, server.url)
 
 
-def choose_ports(data_dir: Path, port: int, storage_port: int) -> tuple[int, int]:
-    """The ports asked for, else the last run's when still free (so exported settings stay valid), else free ones."""
+def choose_ports(
+    data_dir: Path, port: int, storage_port: int, grpc_port: int = 0, dedicated_port: int = 0
+) -> tuple[int, int, int, int]:
+    """The ports asked for, else the last run's when still free (so exported settings stay valid), else free ones:
+    REST, storage, gRPC and the dedicated endpoints' TLS listener."""
     remembered = data_dir / "ports.json"
     last = json.loads(remembered.read_text()) if remembered.exists() else {}
-    port = port or _free(last.get("port")) or free_port()
-    storage_port = storage_port or _free(last.get("storage_port")) or free_port()
-    remembered.write_text(json.dumps({"port": port, "storage_port": storage_port}))
-    return port, storage_port
+    chosen: dict[str, int] = {}
+    for key, asked in (
+        ("port", port),
+        ("storage_port", storage_port),
+        ("grpc_port", grpc_port),
+        ("dedicated_port", dedicated_port),
+    ):
+        found = asked or _free(last.get(key)) or free_port()
+        while not asked and found in chosen.values():
+            found = free_port()
+        chosen[key] = found
+    remembered.write_text(json.dumps(chosen))
+    return chosen["port"], chosen["storage_port"], chosen["grpc_port"], chosen["dedicated_port"]
 
 
 def _free(port: int | None) -> int | None:
@@ -302,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localvertex", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--storage-port", type=int, default=0)
+    parser.add_argument("--grpc-port", type=int, default=0)
+    parser.add_argument("--dedicated-port", type=int, default=0)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--tpu-v5e-cores", type=int)
     parser.add_argument("--deploy-timeout", type=float, default=600.0)
@@ -320,5 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         args.catalog,
         args.max_running_pipeline_jobs,
         args.max_server_restarts,
+        args.grpc_port,
+        args.dedicated_port,
     )
     return asyncio.run(serve(config))
