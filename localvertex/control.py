@@ -24,9 +24,8 @@ def up(config: Config, detach: bool, out=None) -> int:
         print_pointers(running, out)
         return 0
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    config.port, config.storage_port, config.grpc_port, config.dedicated_port = choose_ports(
-        config.data_dir, config.port, config.storage_port, config.grpc_port, config.dedicated_port
-    )
+    for name, port in choose_ports(config.data_dir, config.ports()).items():
+        setattr(config, name, port)
     if not detach:
         import asyncio
 
@@ -37,6 +36,7 @@ def up(config: Config, detach: bool, out=None) -> int:
             "storage_port": config.storage_port,
             "api_endpoint": f"http://127.0.0.1:{config.port}",
             "grpc_endpoint": f"127.0.0.1:{config.grpc_port}",
+            "grpc_tls_endpoint": f"127.0.0.1:{config.grpc_tls_port}",
             "ca_bundle": str(config.data_dir.resolve() / "tls" / "ca-bundle.pem"),
         }
         print_pointers(state, out)
@@ -44,18 +44,10 @@ def up(config: Config, detach: bool, out=None) -> int:
         return asyncio.run(serve(config))
     log = config.data_dir / "logs" / "emulator.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    args = [
-        sys.executable,
-        "-m",
-        "localvertex",
-        "--port",
-        str(config.port),
-        "--storage-port",
-        str(config.storage_port),
-        "--grpc-port",
-        str(config.grpc_port),
-        "--dedicated-port",
-        str(config.dedicated_port),
+    args = [sys.executable, "-m", "localvertex"]
+    for name, port in config.ports().items():
+        args += [f"--{name.replace('_', '-')}", str(port)]
+    args += [
         "--data-dir",
         str(config.data_dir),
         "--deploy-timeout",
@@ -168,6 +160,16 @@ def print_pointers(state: dict, out=None) -> None:
             "#   from google.cloud.aiplatform_v1.services.model_service.transports import ModelServiceGrpcTransport\n"
             "#   model_service_client = aip.ModelServiceClient(\n"
             f'#       transport=ModelServiceGrpcTransport(channel=grpc.insecure_channel("{state["grpc_endpoint"]}")))',
+            file=out,
+        )
+    if state.get("grpc_tls_endpoint"):
+        print(
+            "# or gRPC with TLS, as Google's samples and the SDK's default transport open it (trusting the\n"
+            "# GRPC_DEFAULT_SSL_ROOTS_FILE_PATH above):\n"
+            f'#   model_service_client = aip.ModelServiceClient(client_options={{"api_endpoint": "{state["grpc_tls_endpoint"]}"}},\n'
+            "#                                                 credentials=AnonymousCredentials())\n"
+            f'#   aiplatform.init(project="local-project", location="us-central1", api_endpoint="{state["grpc_tls_endpoint"]}",\n'
+            f'#                   credentials=AnonymousCredentials(), staging_bucket="gs://{STAGING_BUCKET}")',
             file=out,
         )
 

@@ -38,6 +38,7 @@ STATE_FILE = "emulator.json"
 RESTART_WINDOW = 600.0  # seconds over which a model server's restarts are counted
 STAGING_BUCKET = "localvertex-staging"  # created on start, so Model.upload can stage local artifacts
 CONFIG_FILE = "localvertex.toml"
+PORTS = ("port", "storage_port", "grpc_port", "grpc_tls_port", "dedicated_port")
 
 
 @dataclass
@@ -51,7 +52,11 @@ class Config:
     max_running_pipeline_jobs: int = 1  # a pipeline run's steps load TensorFlow: one at a time on 2 cores
     max_server_restarts: int = 5  # within RESTART_WINDOW, before a DeployedModel is marked failed
     grpc_port: int = 0
-    dedicated_port: int = 0  # the TLS listener that dedicated endpoints' DNS names point to
+    grpc_tls_port: int = 0  # gRPC with TLS: what gapic clients and the SDK's default transport open
+    dedicated_port: int = 0  # the https listener that dedicated endpoints' DNS names point to
+
+    def ports(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in PORTS}
 
     def file_settings(self) -> dict:
         """`localvertex.toml` in the data directory: `tpu_v5e_cores`, and `[images]` mapping URIs to commands."""
@@ -73,15 +78,16 @@ def read_state(data_dir: Path) -> dict | None:
 
 
 def environment(state: dict) -> dict[str, str]:
-    """What points a user's own code at this emulator (REQUESTS_CA_BUNDLE: so https reaches dedicated endpoints)."""
+    """What points a user's own code at this emulator; the CA bundle lets https reach dedicated endpoints and gRPC
+    reach localvertex with TLS."""
     found = {
         "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{state['storage_port']}",
         "LOCALVERTEX_API_ENDPOINT": state["api_endpoint"],
     }
     if state.get("grpc_endpoint"):
         found["LOCALVERTEX_GRPC_ENDPOINT"] = state["grpc_endpoint"]
-    if state.get("ca_bundle"):
-        found["REQUESTS_CA_BUNDLE"] = state["ca_bundle"]
+    if state.get("ca_bundle"):  # certifi's public authorities and localvertex's own
+        found["REQUESTS_CA_BUNDLE"] = found["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] = state["ca_bundle"]
     return found
 
 
@@ -98,10 +104,11 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
         )
     settings = config.file_settings()
     catalogs = [str(Path(c).expanduser().resolve()) for c in config.catalogs]
-    port, storage_port, grpc_port, dedicated_port = choose_ports(
-        data_dir, config.port, config.storage_port, config.grpc_port, config.dedicated_port
+    ports = choose_ports(data_dir, config.ports())
+    port, storage_port, grpc_port, dedicated_port = (
+        ports[k] for k in ("port", "storage_port", "grpc_port", "dedicated_port")
     )
-    tls_context, ca_bundle = tls.server_context(data_dir / "tls")
+    certificates = tls.certificates(data_dir / "tls")
     storage = create_server(
         "127.0.0.1", storage_port, in_memory=False, data_dir=str(data_dir / "gcs"), default_bucket=STAGING_BUCKET
     )
@@ -134,26 +141,25 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
     predictions = [m for m in methods if m.service == "PredictionService"]
     dedicated = web.AppRunner(Rest(predictions, dedicated=True).app(), access_log=None, handle_signals=False)
     await dedicated.setup()
-    await web.TCPSite(dedicated, "127.0.0.1", dedicated_port, ssl_context=tls_context).start()
-    grpc_server = await grpc_transport.serve(methods, grpc_port)
+    await web.TCPSite(dedicated, "127.0.0.1", dedicated_port, ssl_context=certificates.server_context()).start()
+    grpc_server = await grpc_transport.serve(methods, grpc_port, ports["grpc_tls_port"], certificates)
     state = {
         "pid": os.getpid(),
-        "port": port,
-        "storage_port": storage_port,
-        "grpc_port": grpc_port,
-        "dedicated_port": dedicated_port,
+        **ports,
         "api_endpoint": f"http://127.0.0.1:{port}",
         "grpc_endpoint": f"127.0.0.1:{grpc_port}",
-        "ca_bundle": str(ca_bundle),
+        "grpc_tls_endpoint": f"127.0.0.1:{ports['grpc_tls_port']}",
+        "ca_bundle": str(certificates.bundle),
         "tpu_v5e_cores": cores,
         "catalogs": catalogs,
     }
     (data_dir / STATE_FILE).write_text(json.dumps(state))
     log.info(
-        "localvertex on http://127.0.0.1:%d (gRPC 127.0.0.1:%d, dedicated endpoints https://127.0.0.1:%d), "
-        "storage on http://127.0.0.1:%d, data in %s, TPU v5e cores %d",
+        "localvertex on http://127.0.0.1:%d (gRPC 127.0.0.1:%d, with TLS 127.0.0.1:%d, dedicated endpoints "
+        "https://127.0.0.1:%d), storage on http://127.0.0.1:%d, data in %s, TPU v5e cores %d",
         port,
         grpc_port,
+        ports["grpc_tls_port"],
         dedicated_port,
         storage_port,
         data_dir,
@@ -300,26 +306,19 @@ async def _restore(
     log.info("DeployedModel %s serves again on %s", deployed.id, server.url)
 
 
-def choose_ports(
-    data_dir: Path, port: int, storage_port: int, grpc_port: int = 0, dedicated_port: int = 0
-) -> tuple[int, int, int, int]:
-    """The ports asked for, else the last run's when still free (so exported settings stay valid), else free ones:
-    REST, storage, gRPC and the dedicated endpoints' TLS listener."""
+def choose_ports(data_dir: Path, asked: dict[str, int]) -> dict[str, int]:
+    """Each of PORTS as asked, else the last run's when still free (so exported settings stay valid), else a free
+    one: REST, storage, gRPC, gRPC with TLS, and the dedicated endpoints' https listener."""
     remembered = data_dir / "ports.json"
     last = json.loads(remembered.read_text()) if remembered.exists() else {}
     chosen: dict[str, int] = {}
-    for key, asked in (
-        ("port", port),
-        ("storage_port", storage_port),
-        ("grpc_port", grpc_port),
-        ("dedicated_port", dedicated_port),
-    ):
-        found = asked or _free(last.get(key)) or free_port()
-        while not asked and found in chosen.values():
+    for key in PORTS:
+        found = asked.get(key) or _free(last.get(key)) or free_port()
+        while not asked.get(key) and found in chosen.values():
             found = free_port()
         chosen[key] = found
     remembered.write_text(json.dumps(chosen))
-    return chosen["port"], chosen["storage_port"], chosen["grpc_port"], chosen["dedicated_port"]
+    return chosen
 
 
 def _free(port: int | None) -> int | None:
@@ -344,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--storage-port", type=int, default=0)
     parser.add_argument("--grpc-port", type=int, default=0)
+    parser.add_argument("--grpc-tls-port", type=int, default=0)
     parser.add_argument("--dedicated-port", type=int, default=0)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--tpu-v5e-cores", type=int)
@@ -364,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         args.max_running_pipeline_jobs,
         args.max_server_restarts,
         args.grpc_port,
+        args.grpc_tls_port,
         args.dedicated_port,
     )
     return asyncio.run(serve(config))

@@ -1,7 +1,8 @@
-"""Vertex AI's gRPC transport over the shared handlers, on 127.0.0.1 without TLS.
+"""Vertex AI's gRPC transport over the shared handlers, on 127.0.0.1: one port without TLS (a channel the user
+makes), one with localvertex's certificate (what gapic clients and the SDK open from an `api_endpoint`).
 
 The services are the ones the gapic clients call (`google.cloud.aiplatform.v1.ModelService/UploadModel`, ...), plus
-`google.longrunning.Operations` on the same port, which is where a gapic client's operations client polls.
+`google.longrunning.Operations` on the same ports, which is where a gapic client's operations client polls.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import grpc
 from localvertex.errors import VertexError
 from localvertex.rest import MAX_REQUEST_BYTES
 from localvertex.rpc import Call, Method, decode, encode, invoke
+from localvertex.tls import Certificates
 
 log = logging.getLogger("localvertex")
 
 
-async def serve(methods: list[Method], port: int) -> grpc.aio.Server:
-    """Starts the server on 127.0.0.1:`port`; the caller stops it."""
+async def serve(methods: list[Method], port: int, tls_port: int, certificates: Certificates) -> grpc.aio.Server:
+    """Starts the server on 127.0.0.1:`port` and, with TLS, 127.0.0.1:`tls_port`; the caller stops it."""
     server = grpc.aio.server(
         options=[
             ("grpc.so_reuseport", 0),  # a second emulator must not share the port
@@ -39,6 +41,9 @@ async def serve(methods: list[Method], port: int) -> grpc.aio.Server:
     )
     if server.add_insecure_port(f"127.0.0.1:{port}") != port:
         raise OSError(f"localvertex: gRPC port 127.0.0.1:{port} is taken")
+    credentials = grpc.ssl_server_credentials([(certificates.key.read_bytes(), certificates.chain.read_bytes())])
+    if server.add_secure_port(f"127.0.0.1:{tls_port}", credentials) != tls_port:
+        raise OSError(f"localvertex: gRPC port 127.0.0.1:{tls_port} is taken")
     await server.start()
     return server
 

@@ -1,5 +1,5 @@
-"""The certificates of dedicated endpoints: the SDK reaches a dedicated endpoint only over https, so localvertex
-serves them on a loopback TLS listener with a certificate from its own certificate authority.
+"""localvertex's TLS certificate: the SDK reaches a dedicated endpoint only over https, and gapic clients open gRPC
+with TLS unless given a channel, so those listeners present a certificate from localvertex's own authority.
 
 Both live in the data directory (the keys mode 0600). `ca-bundle.pem` is that authority added to the usual public
 ones, so pointing `REQUESTS_CA_BUNDLE` at it keeps every other https site working.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
 
 import certifi
@@ -21,15 +22,25 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 RENEW_BEFORE = dt.timedelta(days=30)
 
 
-def server_context(folder: Path) -> tuple[ssl.SSLContext, Path]:
-    """The TLS context of the dedicated listener, and the CA bundle clients trust it with."""
+@dataclass(frozen=True)
+class Certificates:
+    key: Path
+    chain: Path  # the server's certificate, then the authority's
+    bundle: Path  # what clients trust: the public authorities and localvertex's
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.chain, self.key)
+        return context
+
+
+def certificates(folder: Path) -> Certificates:
+    """The certificate for 127.0.0.1 and localhost, issued again when missing or about to expire."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    cert, key, bundle = folder / "server.pem", folder / "server.key", folder / "ca-bundle.pem"
-    if not (cert.exists() and key.exists() and bundle.exists() and _valid(cert)):
+    found = Certificates(folder / "server.key", folder / "server.pem", folder / "ca-bundle.pem")
+    if not (found.chain.exists() and found.key.exists() and found.bundle.exists() and _valid(found.chain)):
         _issue(folder)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    return context, bundle
+    return found
 
 
 def _valid(cert: Path) -> bool:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 
 import grpc
 import pytest
@@ -192,9 +195,54 @@ def test_the_lines_vsp_emulator_up_prints_make_a_working_grpc_client(emulator, c
     lines = printed.getvalue().splitlines()
     assert f"export LOCALVERTEX_GRPC_ENDPOINT={emulator.state['grpc_endpoint']}" in lines
     start = next(i for i, line in enumerate(lines) if "gapic client over gRPC" in line)
+    end = next(i for i, line in enumerate(lines) if i > start and line.startswith("# or "))
     namespace: dict = {}
-    exec("\n".join(line.removeprefix("#   ") for line in lines[start + 1 :]), namespace)
+    exec("\n".join(line.removeprefix("#   ") for line in lines[start + 1 : end]), namespace)
     client = namespace["model_service_client"]
     assert [m.name for m in client.list_models(parent=PARENT)] == [
         m.name for m in clients["model"].list_models(parent=PARENT)
     ]
+
+
+AS_WRITTEN = """
+import json
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import aiplatform
+from google.cloud.aiplatform import gapic as aip
+
+PROJECT_ID = "@PROJECT@"
+REGION = "@REGION@"
+API_ENDPOINT = "@ENDPOINT@"
+PARENT = f"projects/{PROJECT_ID}/locations/{REGION}"
+client_options = {"api_endpoint": API_ENDPOINT}
+model_service_client = aip.ModelServiceClient(client_options=client_options, credentials=AnonymousCredentials())
+tf_opt_model_dict = {
+    "display_name": "DISPLAY_NAME",
+    "metadata_schema_uri": "",
+    "artifact_uri": "@MODEL_URI@",
+    "container_spec": {"image_uri": "us-docker.pkg.dev/vertex-ai-restricted/prediction/tf_opt-cpu.nightly:latest", "args": []},
+}
+tf_opt_model = model_service_client.upload_model(parent=PARENT, model=tf_opt_model_dict).result(timeout=180).model
+
+aiplatform.init(project=PROJECT_ID, location=REGION, api_endpoint=API_ENDPOINT, credentials=AnonymousCredentials())
+endpoint = aiplatform.Endpoint.create(display_name="over-tls")
+print(json.dumps({"model": aiplatform.Model(tf_opt_model).display_name, "endpoint": endpoint.resource_name}))
+"""
+
+
+def test_gapic_clients_and_the_sdk_open_grpc_with_tls_from_an_api_endpoint(emulator, model_uri, clients):
+    """The sample as written but for its endpoint and credentials, in a process whose gRPC trusts the printed bundle."""
+    code = AS_WRITTEN
+    for token, value in {
+        "@PROJECT@": PROJECT_ID,
+        "@REGION@": REGION,
+        "@ENDPOINT@": emulator.state["grpc_tls_endpoint"],
+        "@MODEL_URI@": model_uri,
+    }.items():
+        code = code.replace(token, value)
+    env = os.environ | {"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH": emulator.state["ca_bundle"]}
+    ran = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    answer = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert answer["model"] == "DISPLAY_NAME"
+    assert clients["endpoint"].get_endpoint(name=answer["endpoint"]).display_name == "over-tls"
