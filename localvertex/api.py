@@ -639,15 +639,12 @@ class Api:
             (s for s in (deployed.explanation_spec, model.explanation_spec) if explain.method_of(s)),
             None,
         )
-        if "explanation_spec_override" in request:
-            override = types.ExplanationSpec(
-                parameters=request.explanation_spec_override.parameters or (spec.parameters if spec else None),
-                metadata=request.explanation_spec_override.metadata or (spec.metadata if spec else None),
-            )
+        override = request.explanation_spec_override
+        if "parameters" in override:  # new parameters; the metadata stays the model's
+            spec = types.ExplanationSpec(parameters=override.parameters, metadata=spec.metadata if spec else None)
             explain.check_spec(
-                override, model.container_spec.image_uri, self.deployer.settings.catalog, "explanationSpecOverride"
+                spec, model.container_spec.image_uri, self.deployer.settings.catalog, "explanationSpecOverride"
             )
-            spec = override
         if spec is None:
             raise VertexError(
                 "FAILED_PRECONDITION",
@@ -660,6 +657,8 @@ class Api:
                 f"localvertex explains with Sampled Shapley only, not {explain.method_of(spec)}",
             )
         metadata = to_dict(spec.metadata)
+        for name, given in to_dict(override.metadata).get("inputs", {}).items():  # baselines for this request
+            metadata.setdefault("inputs", {}).setdefault(name, {})["inputBaselines"] = given.get("inputBaselines", [])
         instances = to_dict(struct_pb2.ListValue(values=types.ExplainRequest.pb(request).instances))
         rng = random.Random(0)
         paths = [

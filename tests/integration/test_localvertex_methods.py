@@ -4,6 +4,7 @@ replica counts, explanations, operations, dedicated and private endpoints, and t
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from google.api_core import exceptions
@@ -160,6 +161,21 @@ def test_explain_gives_sampled_shapley_attributions(explained):
     assert list(second.feature_attributions["a"]) == pytest.approx([0.0, 0.0, 6.0])
     assert (first.baseline_output_value, first.instance_output_value, first.output_name) == (0.0, 14.0, "sum")
     assert response.deployed_model_id == endpoint.list_models()[0].id  # the one with all the traffic
+
+
+def test_an_explanation_override_brings_its_own_baselines_and_is_checked(emulator, explained):
+    _, endpoint = explained
+    client = rest_client(aip.PredictionServiceClient, emulator)
+
+    def explain(override: dict):
+        body = {"endpoint": endpoint.resource_name, "instances": [ROW], "explanationSpecOverride": override}
+        return client.explain(request=types.ExplainRequest.from_json(json.dumps(body)))
+
+    attribution = explain({"metadata": {"inputs": {"a": {"inputBaselines": [[1.0, 1.0, 1.0]]}}}}).explanations[0]
+    assert list(attribution.attributions[0].feature_attributions["a"]) == pytest.approx([0.0, 2.0, 6.0])
+    assert attribution.attributions[0].baseline_output_value == 6.0
+    with pytest.raises(exceptions.BadRequest, match="Sampled Shapley only"):
+        explain({"parameters": {"integratedGradientsAttribution": {"stepCount": 50}}})
 
 
 def test_explaining_with_another_method_is_refused_on_the_optimized_runtime(emulator, model_dir):
