@@ -24,7 +24,8 @@ def up(config: Config, detach: bool, out=None) -> int:
         print_pointers(running, out)
         return 0
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    config.port, config.storage_port = choose_ports(config.data_dir, config.port, config.storage_port)
+    for name, port in choose_ports(config.data_dir, config.ports()).items():
+        setattr(config, name, port)
     if not detach:
         import asyncio
 
@@ -34,20 +35,19 @@ def up(config: Config, detach: bool, out=None) -> int:
             "port": config.port,
             "storage_port": config.storage_port,
             "api_endpoint": f"http://127.0.0.1:{config.port}",
+            "grpc_endpoint": f"127.0.0.1:{config.grpc_port}",
+            "grpc_tls_endpoint": f"127.0.0.1:{config.grpc_tls_port}",
+            "ca_bundle": str(config.data_dir.resolve() / "tls" / "ca-bundle.pem"),
         }
         print_pointers(state, out)
         out.flush()
         return asyncio.run(serve(config))
     log = config.data_dir / "logs" / "emulator.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    args = [
-        sys.executable,
-        "-m",
-        "localvertex",
-        "--port",
-        str(config.port),
-        "--storage-port",
-        str(config.storage_port),
+    args = [sys.executable, "-m", "localvertex"]
+    for name, port in config.ports().items():
+        args += [f"--{name.replace('_', '-')}", str(port)]
+    args += [
         "--data-dir",
         str(config.data_dir),
         "--deploy-timeout",
@@ -139,11 +139,10 @@ def status(data_dir: Path) -> dict:
 
 
 def print_pointers(state: dict, out=None) -> None:
-    """The lines that point a user's own code at this emulator."""
+    """The lines that point a user's own code at this emulator: the SDK over REST, and gapic clients over gRPC."""
     out = out or sys.stdout
-    env = environment(state)
-    print(f"export STORAGE_EMULATOR_HOST={env['STORAGE_EMULATOR_HOST']}", file=out)
-    print(f"export LOCALVERTEX_API_ENDPOINT={env['LOCALVERTEX_API_ENDPOINT']}", file=out)
+    for name, value in environment(state).items():
+        print(f"export {name}={value}", file=out)
     print(
         "# then, in Python:\n"
         "#   from google.auth.credentials import AnonymousCredentials\n"
@@ -153,6 +152,26 @@ def print_pointers(state: dict, out=None) -> None:
         f'#                   staging_bucket="gs://{STAGING_BUCKET}")',
         file=out,
     )
+    if state.get("grpc_endpoint"):
+        print(
+            "# or a gapic client over gRPC (Model, Endpoint, Prediction, Pipeline and Schedule services):\n"
+            "#   import grpc\n"
+            "#   from google.cloud.aiplatform import gapic as aip\n"
+            "#   from google.cloud.aiplatform_v1.services.model_service.transports import ModelServiceGrpcTransport\n"
+            "#   model_service_client = aip.ModelServiceClient(\n"
+            f'#       transport=ModelServiceGrpcTransport(channel=grpc.insecure_channel("{state["grpc_endpoint"]}")))',
+            file=out,
+        )
+    if state.get("grpc_tls_endpoint"):
+        print(
+            "# or gRPC with TLS, as Google's samples and the SDK's default transport open it (trusting the\n"
+            "# GRPC_DEFAULT_SSL_ROOTS_FILE_PATH above):\n"
+            f'#   model_service_client = aip.ModelServiceClient(client_options={{"api_endpoint": "{state["grpc_tls_endpoint"]}"}},\n'
+            "#                                                 credentials=AnonymousCredentials())\n"
+            f'#   aiplatform.init(project="local-project", location="us-central1", api_endpoint="{state["grpc_tls_endpoint"]}",\n'
+            f'#                   credentials=AnonymousCredentials(), staging_bucket="gs://{STAGING_BUCKET}")',
+            file=out,
+        )
 
 
 def _answers(url: str) -> bool:

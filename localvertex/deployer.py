@@ -8,8 +8,8 @@ Vertex AI's environment (`AIP_*`) and its `containerSpec.args` verbatim, with `$
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -187,4 +187,5 @@ def expand(text: str, env: dict[str, str]) -> str:
 
 
 def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
+    """RFC 3339 in UTC to the microsecond, so resources made within one second still order by time."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

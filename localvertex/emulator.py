@@ -20,11 +20,13 @@ from pathlib import Path
 from aiohttp import web
 
 from localvertex import deployer as deployer_module
+from localvertex import grpc_transport, rpc, tls
 from localvertex.api import Api
 from localvertex.deployer import Deployer, now, status_message
 from localvertex.logs import LogEntries
 from localvertex.modelserver.launch import free_port
 from localvertex.pipeline_jobs import PipelineJobs
+from localvertex.rest import Rest
 from localvertex.schedules import Schedules
 from localvertex.store import Store
 from vertex_serving.catalog import load_catalog
@@ -37,6 +39,7 @@ STATE_FILE = "emulator.json"
 RESTART_WINDOW = 600.0  # seconds over which a model server's restarts are counted
 STAGING_BUCKET = "localvertex-staging"  # created on start, so Model.upload can stage local artifacts
 CONFIG_FILE = "localvertex.toml"
+PORTS = ("port", "storage_port", "grpc_port", "grpc_tls_port", "dedicated_port")
 
 
 @dataclass
@@ -49,6 +52,12 @@ class Config:
     catalogs: list[str] = field(default_factory=list)
     max_running_pipeline_jobs: int = 1  # a pipeline run's steps load TensorFlow: one at a time on 2 cores
     max_server_restarts: int = 5  # within RESTART_WINDOW, before a DeployedModel is marked failed
+    grpc_port: int = 0
+    grpc_tls_port: int = 0  # gRPC with TLS: what gapic clients and the SDK's default transport open
+    dedicated_port: int = 0  # the https listener that dedicated endpoints' DNS names point to
+
+    def ports(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in PORTS}
 
     def file_settings(self) -> dict:
         """`localvertex.toml` in the data directory: `tpu_v5e_cores`, and `[images]` mapping URIs to commands."""
@@ -70,11 +79,17 @@ def read_state(data_dir: Path) -> dict | None:
 
 
 def environment(state: dict) -> dict[str, str]:
-    """What points a user's own code at this emulator."""
-    return {
+    """What points a user's own code at this emulator; the CA bundle lets https reach dedicated endpoints and gRPC
+    reach localvertex with TLS."""
+    found = {
         "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{state['storage_port']}",
         "LOCALVERTEX_API_ENDPOINT": state["api_endpoint"],
     }
+    if state.get("grpc_endpoint"):
+        found["LOCALVERTEX_GRPC_ENDPOINT"] = state["grpc_endpoint"]
+    if state.get("ca_bundle"):  # certifi's public authorities and localvertex's own
+        found["REQUESTS_CA_BUNDLE"] = found["GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"] = state["ca_bundle"]
+    return found
 
 
 async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
@@ -90,7 +105,11 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
         )
     settings = config.file_settings()
     catalogs = [str(Path(c).expanduser().resolve()) for c in config.catalogs]
-    port, storage_port = choose_ports(data_dir, config.port, config.storage_port)
+    ports = choose_ports(data_dir, config.ports())
+    port, storage_port, grpc_port, dedicated_port = (
+        ports[k] for k in ("port", "storage_port", "grpc_port", "dedicated_port")
+    )
+    certificates = tls.certificates(data_dir / "tls")
     storage = create_server(
         "127.0.0.1", storage_port, in_memory=False, data_dir=str(data_dir / "gcs"), default_bucket=STAGING_BUCKET
     )
@@ -114,22 +133,37 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
     pipeline_jobs.recover()
     schedules = Schedules(store, pipeline_jobs)
     schedules.recover()
-    api = Api(store, deployer, services=(pipeline_jobs, schedules, LogEntries(data_dir)))
-    runner = web.AppRunner(api.app(), access_log=None, handle_signals=False)
+    api = Api(store, deployer, dedicated_dns=f"127.0.0.1:{dedicated_port}")
+    await api.open()
+    methods = rpc.methods(api, pipeline_jobs, schedules)
+    logs = LogEntries(data_dir)
+    app = Rest(methods).app(extra=[("POST", "/v2/entries:list", logs.entries_list)])  # Cloud Logging's, for logs
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
+    predictions = [m for m in methods if m.service == "PredictionService"]
+    dedicated = web.AppRunner(Rest(predictions, dedicated=True).app(), access_log=None, handle_signals=False)
+    await dedicated.setup()
+    await web.TCPSite(dedicated, "127.0.0.1", dedicated_port, ssl_context=certificates.server_context()).start()
+    grpc_server = await grpc_transport.serve(methods, grpc_port, ports["grpc_tls_port"], certificates)
     state = {
         "pid": os.getpid(),
-        "port": port,
-        "storage_port": storage_port,
+        **ports,
         "api_endpoint": f"http://127.0.0.1:{port}",
+        "grpc_endpoint": f"127.0.0.1:{grpc_port}",
+        "grpc_tls_endpoint": f"127.0.0.1:{ports['grpc_tls_port']}",
+        "ca_bundle": str(certificates.bundle),
         "tpu_v5e_cores": cores,
         "catalogs": catalogs,
     }
     (data_dir / STATE_FILE).write_text(json.dumps(state))
     log.info(
-        "localvertex on http://127.0.0.1:%d, storage on http://127.0.0.1:%d, data in %s, TPU v5e cores %d",
+        "localvertex on http://127.0.0.1:%d (gRPC 127.0.0.1:%d, with TLS 127.0.0.1:%d, dedicated endpoints "
+        "https://127.0.0.1:%d), storage on http://127.0.0.1:%d, data in %s, TPU v5e cores %d",
         port,
+        grpc_port,
+        ports["grpc_tls_port"],
+        dedicated_port,
         storage_port,
         data_dir,
         cores,
@@ -150,7 +184,10 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> int:
     queue.cancel()
     supervising.cancel()
     clock.cancel()
+    await grpc_server.stop(1.0)
     await runner.cleanup()
+    await dedicated.cleanup()
+    await api.close()
     pipeline_jobs.stop_all()
     deployer.stop_all()
     storage.stop()
@@ -163,7 +200,7 @@ def end_interrupted_operations(store: Store) -> None:
     forever. (A deploy adds its DeployedModel only when it completes, so nothing of it is left to undo.)"""
     with store.transaction():
         for operation in store.list("operation", "projects/"):
-            if not operation.get("done", True):
+            if "name" in operation and not operation.get("done", False):  # JSON leaves out done: false
                 operation.update(
                     done=True,
                     error={"code": 14, "message": "localvertex stopped while this operation ran: try it again"},
@@ -272,14 +309,19 @@ async def _restore(
     log.info("DeployedModel %s serves again on %s", deployed.id, server.url)
 
 
-def choose_ports(data_dir: Path, port: int, storage_port: int) -> tuple[int, int]:
-    """The ports asked for, else the last run's when still free (so exported settings stay valid), else free ones."""
+def choose_ports(data_dir: Path, asked: dict[str, int]) -> dict[str, int]:
+    """Each of PORTS as asked, else the last run's when still free (so exported settings stay valid), else a free
+    one: REST, storage, gRPC, gRPC with TLS, and the dedicated endpoints' https listener."""
     remembered = data_dir / "ports.json"
     last = json.loads(remembered.read_text()) if remembered.exists() else {}
-    port = port or _free(last.get("port")) or free_port()
-    storage_port = storage_port or _free(last.get("storage_port")) or free_port()
-    remembered.write_text(json.dumps({"port": port, "storage_port": storage_port}))
-    return port, storage_port
+    chosen: dict[str, int] = {}
+    for key in PORTS:
+        found = asked.get(key) or _free(last.get(key)) or free_port()
+        while not asked.get(key) and found in chosen.values():
+            found = free_port()
+        chosen[key] = found
+    remembered.write_text(json.dumps(chosen))
+    return chosen
 
 
 def _free(port: int | None) -> int | None:
@@ -303,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localvertex", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--storage-port", type=int, default=0)
+    parser.add_argument("--grpc-port", type=int, default=0)
+    parser.add_argument("--grpc-tls-port", type=int, default=0)
+    parser.add_argument("--dedicated-port", type=int, default=0)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     parser.add_argument("--tpu-v5e-cores", type=int)
     parser.add_argument("--deploy-timeout", type=float, default=600.0)
@@ -321,5 +366,8 @@ def main(argv: list[str] | None = None) -> int:
         args.catalog,
         args.max_running_pipeline_jobs,
         args.max_server_restarts,
+        args.grpc_port,
+        args.grpc_tls_port,
+        args.dedicated_port,
     )
     return asyncio.run(serve(config))

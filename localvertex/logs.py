@@ -8,25 +8,39 @@ names `labels.deployed_model_id`) with its lines as `LogEntry`s.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
+from aiohttp import web
+
 from localvertex.deployer import server_log
 from localvertex.errors import VertexError
+from localvertex.rest import check_local, error_response, json_response
 
-ROUTES = [("POST", r"v2/entries:list", "list_entries")]
 _LABEL = r'{name}\s*=\s*"(?P<value>[^"]*)"'
 _SEVERITY = re.compile(r" (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
 MAX_PAGE = 1000  # Cloud Logging's largest page
 
 
 class LogEntries:
-    ROUTES = ROUTES
-
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
 
-    async def list_entries(self, p: dict, body: dict, query) -> dict:
+    async def entries_list(self, request: web.Request) -> web.Response:
+        """`POST /v2/entries:list`, checked as every other state-reading call from this machine is."""
+        try:
+            check_local(request)
+            body = json.loads(await request.read() or b"{}")
+            if not isinstance(body, dict):
+                raise VertexError("INVALID_ARGUMENT", "Invalid JSON payload: the body is not an object")
+            return json_response(self.list_entries(body))
+        except json.JSONDecodeError as e:
+            return error_response(VertexError("INVALID_ARGUMENT", f"Invalid JSON payload: {e}"))
+        except VertexError as e:
+            return error_response(e)
+
+    def list_entries(self, body: dict) -> dict:
         text = body.get("filter", "")
         deployed_model_id = _label(text, "labels.deployed_model_id")
         if not deployed_model_id:

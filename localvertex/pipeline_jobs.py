@@ -21,15 +21,17 @@ import time
 from pathlib import Path
 
 from google.cloud.aiplatform_v1 import types
-from google.protobuf import struct_pb2
+from google.longrunning import operations_pb2
+from google.protobuf import empty_pb2, struct_pb2
 
-from localvertex import traffic
-from localvertex.api import _PARENT, _dict, _page, _parent, _raise, done_operation
+from localvertex import query
+from localvertex.api import finished, location, resource
 from localvertex.deployer import now
 from localvertex.errors import VertexError, not_found
 from localvertex.modelserver.launch import end_with_parent
 from localvertex.pipeline_runner import CANCEL_GRACE as RUNNER_GRACE
 from localvertex.pipeline_runner import STATUS_FILE
+from localvertex.rpc import Call, rpc, to_dict
 from localvertex.store import Store
 
 log = logging.getLogger("localvertex")
@@ -48,19 +50,10 @@ _PYTHON_TYPES = {
     "STRUCT": (dict,),
 }
 CANCEL_GRACE = RUNNER_GRACE + 10.0  # the runner's own grace for its task, then this one's for the runner
-ROUTES = [
-    ("POST", rf"{_PARENT}/pipelineJobs", "create_pipeline_job"),
-    ("GET", rf"{_PARENT}/pipelineJobs", "list_pipeline_jobs"),
-    ("GET", rf"{_PARENT}/pipelineJobs/(?P<id>[^/:]+)", "get_pipeline_job"),
-    ("POST", rf"{_PARENT}/pipelineJobs/(?P<id>[^/:]+):cancel", "cancel_pipeline_job"),
-    ("DELETE", rf"{_PARENT}/pipelineJobs/(?P<id>[^/:]+)", "delete_pipeline_job"),
-]
 
 
 class PipelineJobs:
-    """The pipelineJobs handlers and the queue that runs them."""
-
-    ROUTES = ROUTES
+    """The PipelineService handlers and the queue that runs them."""
 
     def __init__(self, store: Store, data_dir: Path, storage_emulator_host: str, max_running: int = 1) -> None:
         self.store, self.data_dir, self.max_running = store, data_dir, max(1, max_running)
@@ -71,22 +64,22 @@ class PipelineJobs:
         self.look_for_queued = True  # set when a job is queued or a slot frees: a scan parses every stored job
         self.wake = asyncio.Event()
 
-    # The REST methods ----------------------------------------------------------------------------------------
+    # The methods ---------------------------------------------------------------------------------------------
 
-    async def create_pipeline_job(self, p: dict, body: dict, query) -> dict:
-        job = types.PipelineJob.from_json(json.dumps(body))
-        job_id = query.get("pipelineJobId") or self.store.next_id("pipeline_job", 1000)
-        if "pipelineJobId" in query and not _ID.fullmatch(job_id):
+    @rpc("PipelineService")
+    async def create_pipeline_job(self, request: types.CreatePipelineJobRequest, call: Call) -> types.PipelineJob:
+        job_id = request.pipeline_job_id or self.store.next_id("pipeline_job", 1000)
+        if request.pipeline_job_id and not _ID.fullmatch(job_id):
             raise VertexError(
                 "INVALID_ARGUMENT",
                 f"pipelineJobId {job_id!r} is invalid: use 1 to 128 lowercase letters, digits or hyphens, "
                 "starting with a letter",
             )
-        return _dict(await self.enqueue(_parent(p), job, job_id))
+        return await self.enqueue(location(request.parent), request.pipeline_job, job_id)
 
     def check(self, job: types.PipelineJob) -> str:
         """Vertex AI's refusals of a submission, before anything is stored; returns the pipeline root."""
-        spec = _dict(job)["pipelineSpec"] if "pipeline_spec" in job else {}
+        spec = to_dict(job)["pipelineSpec"] if "pipeline_spec" in job else {}
         check_submission(job, spec)
         return pipeline_root(job, spec)
 
@@ -107,17 +100,25 @@ class PipelineJobs:
         self.wake.set()
         return job
 
-    async def get_pipeline_job(self, p: dict, body: dict, query) -> dict:
-        return _dict(self._job(p))
+    @rpc("PipelineService")
+    async def get_pipeline_job(self, request: types.GetPipelineJobRequest, call: Call) -> types.PipelineJob:
+        return self._job(request.name)
 
-    async def list_pipeline_jobs(self, p: dict, body: dict, query) -> dict:
-        jobs = self.store.list("pipeline_job", f"{_parent(p)}/pipelineJobs/")
-        found = [j for j in jobs if traffic.matches(_summary(j), query.get("filter", ""))]
-        return _page("pipelineJobs", traffic.order(found, query.get("orderBy", ""), _summary), query)
+    @rpc("PipelineService")
+    async def list_pipeline_jobs(
+        self, request: types.ListPipelineJobsRequest, call: Call
+    ) -> types.ListPipelineJobsResponse:
+        matches = query.compile_filter(request.filter, query.PIPELINE_JOBS)
+        jobs = self.store.list("pipeline_job", f"{location(request.parent)}/pipelineJobs/")
+        found = [j for j in jobs if matches(_summary(j))]
+        ordered = query.order(found, request.order_by, query.PIPELINE_JOBS, _summary)
+        items, token = query.page(ordered, request.page_size, request.page_token)
+        return types.ListPipelineJobsResponse(pipeline_jobs=items, next_page_token=token)
 
-    async def cancel_pipeline_job(self, p: dict, body: dict, query) -> dict:
+    @rpc("PipelineService")
+    async def cancel_pipeline_job(self, request: types.CancelPipelineJobRequest, call: Call) -> empty_pb2.Empty:
         with self.store.transaction():
-            job = self._job(p)
+            job = self._job(request.name)
             if job.state in _DONE:
                 raise VertexError(
                     "FAILED_PRECONDITION",
@@ -133,11 +134,14 @@ class PipelineJobs:
             job.update_time = now()
             self.store.put("pipeline_job", job.name, job)
         self.wake.set()
-        return {}
+        return empty_pb2.Empty()
 
-    async def delete_pipeline_job(self, p: dict, body: dict, query) -> dict:
+    @rpc("PipelineService")
+    async def delete_pipeline_job(
+        self, request: types.DeletePipelineJobRequest, call: Call
+    ) -> operations_pb2.Operation:
         with self.store.transaction():
-            job = self._job(p)
+            job = self._job(request.name)
             if job.state not in _DONE:
                 raise VertexError(
                     "FAILED_PRECONDITION",
@@ -145,7 +149,8 @@ class PipelineJobs:
                 )
             self.store.delete(job.name)
         shutil.rmtree(self._job_dir(job.name), ignore_errors=True)
-        return done_operation(self.store, _parent(p))
+        metadata = types.DeleteOperationMetadata(generic_metadata={"create_time": now(), "update_time": now()})
+        return finished(self.store, job.name.split("/pipelineJobs/")[0], None, metadata)
 
     # The queue ------------------------------------------------------------------------------------------------
 
@@ -196,7 +201,7 @@ class PipelineJobs:
         for job in queued[: self.max_running - len(self.running)]:
             folder = self._job_dir(job.name)
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            spec = _dict(job)["pipelineSpec"]
+            spec = to_dict(job)["pipelineSpec"]
             (folder / "job.json").write_text(
                 json.dumps(
                     {
@@ -289,9 +294,12 @@ class PipelineJobs:
         env = {k: os.environ[k] for k in keep if k in os.environ}
         return env | {"STORAGE_EMULATOR_HOST": self.storage_emulator_host, "PYTHONUNBUFFERED": "1"}
 
-    def _job(self, p: dict) -> types.PipelineJob:
-        name = f"{_parent(p)}/pipelineJobs/{p['id']}"
-        return self.store.get("pipeline_job", name) or _raise(not_found("PipelineJob", name))
+    def _job(self, name: str) -> types.PipelineJob:
+        resource(name, "pipelineJobs")
+        found = self.store.get("pipeline_job", name)
+        if found is None:
+            raise not_found("PipelineJob", name)
+        return found
 
 
 def check_submission(job: types.PipelineJob, spec: dict) -> dict:
@@ -327,7 +335,7 @@ def check_submission(job: types.PipelineJob, spec: dict) -> dict:
 
 def parameter_values(job: types.PipelineJob) -> dict:
     """The run's parameter values, from `parameterValues` or the deprecated typed `parameters`."""
-    runtime = _dict(job).get("runtimeConfig", {})
+    runtime = to_dict(job).get("runtimeConfig", {})
     values = dict(runtime.get("parameterValues", {}))
     for name, legacy in runtime.get("parameters", {}).items():
         values.setdefault(name, next(iter(legacy.values()), None))
@@ -375,7 +383,7 @@ def _apply(job: types.PipelineJob, status: dict) -> None:
     tasks = status.get("tasks", [])
     if not tasks:
         return
-    root_name = _dict(job).get("pipelineSpec", {}).get("pipelineInfo", {}).get("name", "pipeline")
+    root_name = to_dict(job).get("pipelineSpec", {}).get("pipelineInfo", {}).get("name", "pipeline")
     details = [
         types.PipelineTaskDetail(
             task_id=1,
@@ -425,22 +433,22 @@ def _artifact(found: dict) -> types.Artifact:
 
 
 def _summary(job: types.PipelineJob) -> dict:
-    """The fields list filters and order_by read, without the (large) spec."""
+    """The fields list filters and order_by read (without converting the large spec)."""
+    info = types.PipelineJob.pb(job).pipeline_spec.fields["pipelineInfo"].struct_value.fields
     return {
-        "displayName": job.display_name,
+        "pipeline_name": info["name"].string_value if "name" in info else "",
+        "display_name": job.display_name,
+        "pipeline_job_user_id": job.name.rsplit("/", 1)[-1],
         "state": State(job.state).name,
-        "createTime": _time(job.create_time),
-        "updateTime": _time(job.update_time),
-        "startTime": _time(job.start_time),
-        "endTime": _time(job.end_time),
+        "create_time": query.stamp(job.create_time),
+        "update_time": query.stamp(job.update_time),
+        "start_time": query.stamp(job.start_time),
+        "end_time": query.stamp(job.end_time),
         "labels": dict(job.labels),
-        "scheduleName": job.schedule_name,
-        "name": job.name,
+        "template_uri": job.template_uri,
+        "template_metadata.version": job.template_metadata.version,
+        "schedule_name": job.schedule_name,
     }
-
-
-def _time(value) -> str:
-    return value.isoformat() if value else ""
 
 
 def _signal(process: subprocess.Popen, signum: int) -> None:

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import re
 import zoneinfo
 
 from croniter import croniter
 from google.cloud.aiplatform_v1 import types
+from google.longrunning import operations_pb2
+from google.protobuf import empty_pb2
 
-from localvertex import traffic
-from localvertex.api import _PARENT, _dict, _page, _parent, _raise, done_operation
+from localvertex import query
+from localvertex.api import finished, location, resource
 from localvertex.errors import VertexError, not_found
 from localvertex.pipeline_jobs import PipelineJobs, State
+from localvertex.rpc import Call, rpc
 from localvertex.store import Store
 
 log = logging.getLogger("localvertex")
@@ -36,15 +38,6 @@ _UPDATABLE = {
     "max_concurrent_active_run_count",
     "allow_queueing",
 }
-ROUTES = [
-    ("POST", rf"{_PARENT}/schedules", "create_schedule"),
-    ("GET", rf"{_PARENT}/schedules", "list_schedules"),
-    ("GET", rf"{_PARENT}/schedules/(?P<id>[^/:]+)", "get_schedule"),
-    ("PATCH", rf"{_PARENT}/schedules/(?P<id>[^/:]+)", "update_schedule"),
-    ("DELETE", rf"{_PARENT}/schedules/(?P<id>[^/:]+)", "delete_schedule"),
-    ("POST", rf"{_PARENT}/schedules/(?P<id>[^/:]+):pause", "pause_schedule"),
-    ("POST", rf"{_PARENT}/schedules/(?P<id>[^/:]+):resume", "resume_schedule"),
-]
 
 
 def parse_cron(cron: str) -> tuple[str, zoneinfo.ZoneInfo]:
@@ -77,16 +70,14 @@ def fires_between(cron: str, start: dt.datetime, end: dt.datetime) -> list[dt.da
 class Schedules:
     """The schedules handlers, and the clock that starts their runs."""
 
-    ROUTES = ROUTES
-
     def __init__(self, store: Store, pipeline_jobs: PipelineJobs) -> None:
         self.store, self.pipeline_jobs = store, pipeline_jobs
 
-    # The REST methods ----------------------------------------------------------------------------------------
+    # The methods ---------------------------------------------------------------------------------------------
 
-    async def create_schedule(self, p: dict, body: dict, query) -> dict:
-        schedule = types.Schedule.from_json(json.dumps(body))
-        parent = _parent(p)
+    @rpc("ScheduleService")
+    async def create_schedule(self, request: types.CreateScheduleRequest, call: Call) -> types.Schedule:
+        schedule, parent = request.schedule, location(request.parent)
         if not schedule.display_name:
             raise VertexError("INVALID_ARGUMENT", "displayName is required")
         if not schedule.cron:
@@ -95,9 +86,9 @@ class Schedules:
         if "create_pipeline_job_request" not in schedule:
             raise VertexError("INVALID_ARGUMENT", "createPipelineJobRequest is required")
         _check_limits(schedule)
-        request = schedule.create_pipeline_job_request
-        request.parent = request.parent or parent
-        self.pipeline_jobs.check(request.pipeline_job)  # the runs' own refusals, at create, as Vertex AI does
+        runs = schedule.create_pipeline_job_request
+        runs.parent = runs.parent or parent
+        self.pipeline_jobs.check(runs.pipeline_job)  # the runs' own refusals, at create, as Vertex AI does
         with self.store.transaction():
             name = f"{parent}/schedules/{self.store.next_id('schedule', 1000)}"
             schedule.name, schedule.state = name, ScheduleState.ACTIVE
@@ -106,20 +97,24 @@ class Schedules:
             schedule.next_run_time = _stamp(self._first_fire(schedule, _now()))
             self.store.put("schedule", name, schedule)
         log.info("Schedule %s created: %s, next run %s", name, schedule.cron, schedule.next_run_time)
-        return _dict(schedule)
+        return schedule
 
-    async def get_schedule(self, p: dict, body: dict, query) -> dict:
-        return _dict(self._schedule(p))
+    @rpc("ScheduleService")
+    async def get_schedule(self, request: types.GetScheduleRequest, call: Call) -> types.Schedule:
+        return self._schedule(request.name)
 
-    async def list_schedules(self, p: dict, body: dict, query) -> dict:
-        schedules = self.store.list("schedule", f"{_parent(p)}/schedules/")
-        found = [s for s in schedules if traffic.matches(_summary(s), query.get("filter", ""))]
-        return _page("schedules", traffic.order(found, query.get("orderBy", ""), _summary), query)
+    @rpc("ScheduleService")
+    async def list_schedules(self, request: types.ListSchedulesRequest, call: Call) -> types.ListSchedulesResponse:
+        matches = query.compile_filter(request.filter, query.SCHEDULES)
+        schedules = self.store.list("schedule", f"{location(request.parent)}/schedules/")
+        found = [s for s in schedules if matches(_summary(s))]
+        ordered = query.order(found, request.order_by, query.SCHEDULES, _summary)
+        items, token = query.page(ordered, request.page_size, request.page_token)
+        return types.ListSchedulesResponse(schedules=items, next_page_token=token)
 
-    async def update_schedule(self, p: dict, body: dict, query) -> dict:
-        changes = types.Schedule.from_json(json.dumps(body))
-        paths = [re.sub(r"(?<!^)(?=[A-Z])", "_", f.strip()).lower() for f in query.get("updateMask", "").split(",")]
-        paths = [f for f in paths if f]
+    @rpc("ScheduleService")
+    async def update_schedule(self, request: types.UpdateScheduleRequest, call: Call) -> types.Schedule:
+        changes, paths = request.schedule, list(request.update_mask.paths)
         if not paths:
             raise VertexError("INVALID_ARGUMENT", "updateMask is required: name the fields to update")
         if unknown := sorted(set(paths) - _UPDATABLE):
@@ -127,7 +122,7 @@ class Schedules:
         if "cron" in paths:
             parse_cron(changes.cron)
         with self.store.transaction():
-            schedule = self._schedule(p)
+            schedule = self._schedule(changes.name)
             for path in paths:
                 setattr(schedule, path, getattr(changes, path))
             _check_limits(schedule)
@@ -136,18 +131,22 @@ class Schedules:
             schedule.next_run_time = _stamp(self._first_fire(schedule, _now()))
             schedule.update_time = _stamp(_now())
             self.store.put("schedule", schedule.name, schedule)
-        return _dict(schedule)
+        return schedule
 
-    async def delete_schedule(self, p: dict, body: dict, query) -> dict:
+    @rpc("ScheduleService")
+    async def delete_schedule(self, request: types.DeleteScheduleRequest, call: Call) -> operations_pb2.Operation:
         """The schedule goes; the runs it started stay, as on Vertex AI."""
-        schedule = self._schedule(p)
+        schedule = self._schedule(request.name)
         self.store.delete(schedule.name)
         self.store.delete(_backlog_key(schedule.name))
-        return done_operation(self.store, _parent(p))
+        stamp = _stamp(_now())
+        metadata = types.DeleteOperationMetadata(generic_metadata={"create_time": stamp, "update_time": stamp})
+        return finished(self.store, schedule.name.split("/schedules/")[0], None, metadata)
 
-    async def pause_schedule(self, p: dict, body: dict, query) -> dict:
+    @rpc("ScheduleService")
+    async def pause_schedule(self, request: types.PauseScheduleRequest, call: Call) -> empty_pb2.Empty:
         with self.store.transaction():
-            schedule = self._schedule(p)
+            schedule = self._schedule(request.name)
             if schedule.state != ScheduleState.ACTIVE:
                 raise VertexError(
                     "FAILED_PRECONDITION",
@@ -156,12 +155,13 @@ class Schedules:
             schedule.state, schedule.last_pause_time = ScheduleState.PAUSED, _stamp(_now())
             schedule.update_time = _stamp(_now())
             self.store.put("schedule", schedule.name, schedule)
-        return {}
+        return empty_pb2.Empty()
 
-    async def resume_schedule(self, p: dict, body: dict, query) -> dict:
-        catch_up = bool(body.get("catchUp", False))
+    @rpc("ScheduleService")
+    async def resume_schedule(self, request: types.ResumeScheduleRequest, call: Call) -> empty_pb2.Empty:
+        catch_up = request.catch_up
         with self.store.transaction():
-            schedule = self._schedule(p)
+            schedule = self._schedule(request.name)
             if schedule.state != ScheduleState.PAUSED:
                 raise VertexError(
                     "FAILED_PRECONDITION",
@@ -175,7 +175,7 @@ class Schedules:
             schedule.last_resume_time = schedule.update_time = _stamp(now)
             schedule.next_run_time = _stamp(self._first_fire(schedule, now))
             self.store.put("schedule", schedule.name, schedule)
-        return {}
+        return empty_pb2.Empty()
 
     # The clock -----------------------------------------------------------------------------------------------
 
@@ -278,9 +278,12 @@ class Schedules:
     def _add_backlog(self, name: str, times: list[dt.datetime]) -> None:
         self._set_backlog(name, self._backlog(name) + times)
 
-    def _schedule(self, p: dict) -> types.Schedule:
-        name = f"{_parent(p)}/schedules/{p['id']}"
-        return self.store.get("schedule", name) or _raise(not_found("Schedule", name))
+    def _schedule(self, name: str) -> types.Schedule:
+        resource(name, "schedules")
+        found = self.store.get("schedule", name)
+        if found is None:
+            raise not_found("Schedule", name)
+        return found
 
 
 def _check_limits(schedule: types.Schedule) -> None:
@@ -293,12 +296,15 @@ def _check_limits(schedule: types.Schedule) -> None:
 
 
 def _summary(schedule: types.Schedule) -> dict:
+    """The fields list filters and order_by read."""
     return {
-        "displayName": schedule.display_name,
+        "display_name": schedule.display_name,
         "state": ScheduleState(schedule.state).name,
-        "createTime": schedule.create_time.isoformat() if schedule.create_time else "",
-        "nextRunTime": schedule.next_run_time.isoformat() if schedule.next_run_time else "",
-        "name": schedule.name,
+        "create_pipeline_job_request": "*" if "create_pipeline_job_request" in schedule else "",
+        "create_time": query.stamp(schedule.create_time),
+        "start_time": query.stamp(schedule.start_time),
+        "end_time": query.stamp(schedule.end_time),
+        "next_run_time": query.stamp(schedule.next_run_time),
     }
 
 

@@ -1,9 +1,8 @@
-"""Endpoint traffic splits and list filters, with Vertex AI's rules (DeployModelRequest, UndeployModelRequest)."""
+"""Endpoint traffic splits, with Vertex AI's rules (DeployModelRequest, UndeployModelRequest, UpdateEndpoint)."""
 
 from __future__ import annotations
 
 import random
-import re
 
 from localvertex.errors import VertexError
 
@@ -71,43 +70,3 @@ def pick(split: dict[str, int], rng: random.Random | None = None) -> str:
             "The endpoint has no traffic split to route the prediction: deploy a model with traffic",
         )
     return (rng or random).choices(ids, weights=[split[k] for k in ids])[0]
-
-
-_CLAUSE = re.compile(r'\s*([a-z_.]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s"]+)\s*')
-
-
-def matches(resource: dict, filter_text: str) -> bool:
-    """Vertex list filters of the form `display_name="x" AND labels.team="y"` (what the SDK sends)."""
-    if not filter_text.strip():
-        return True
-    for clause in re.split(r"\s+AND\s+", filter_text.strip()):
-        found = _CLAUSE.fullmatch(clause)
-        if not found:
-            raise VertexError(
-                "INVALID_ARGUMENT", f'Unsupported filter {filter_text!r}: use field="value" clauses joined by AND'
-            )
-        field, value = found[1], found[2].strip('"')
-        if field.startswith("labels."):
-            actual = resource.get("labels", {}).get(field.removeprefix("labels."))
-        else:
-            actual = resource.get(_camel(field))
-        if str(actual) != value:
-            return False
-    return True
-
-
-def order(items: list, order_by: str, fields) -> list:
-    """`order_by` as Vertex list methods take it: `create_time desc, display_name`; `fields(item)` gives the JSON."""
-    ordered = list(items)
-    for clause in reversed([c.strip() for c in order_by.split(",") if c.strip()]):
-        name, _, direction = clause.partition(" ")
-        if direction.strip() not in ("", "asc", "desc"):
-            raise VertexError("INVALID_ARGUMENT", f"Unsupported orderBy {order_by!r}: write field [asc|desc]")
-        key = _camel(name)
-        ordered.sort(key=lambda item: str(fields(item).get(key, "")), reverse=direction.strip() == "desc")
-    return ordered
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p.title() for p in rest)

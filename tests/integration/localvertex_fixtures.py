@@ -81,3 +81,23 @@ class Emulator:
             credentials=AnonymousCredentials(),
             staging_bucket="gs://localvertex-staging",
         )
+
+
+def stage(folder: Path, prefix: str, bucket: str = "localvertex-staging") -> str:
+    """Copies a local folder to the GCS emulator, as a user stages a model; returns its gs:// URI."""
+    from google.cloud import storage
+
+    target = storage.Client().bucket(bucket)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            target.blob(f"{prefix}/{path.relative_to(folder).as_posix()}").upload_from_filename(str(path))
+    return f"gs://{bucket}/{prefix}"
+
+
+def rest_client(client_class, emulator: Emulator):
+    """A gapic client over REST, pointed at localvertex as the SDK points it."""
+    return client_class(
+        client_options={"api_endpoint": emulator.state["api_endpoint"]},
+        transport="rest",
+        credentials=AnonymousCredentials(),
+    )

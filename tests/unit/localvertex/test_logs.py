@@ -1,6 +1,5 @@
 """Cloud Logging's entries:list over the kept model-server logs: the same filter as on Vertex AI finds the lines."""
 
-import asyncio
 
 import pytest
 
@@ -10,7 +9,7 @@ from vertex_serving.optimize import log_filter
 
 
 def entries(data_dir, body: dict) -> dict:
-    return asyncio.run(LogEntries(data_dir).list_entries({}, body, {}))
+    return LogEntries(data_dir).list_entries(body)
 
 
 def test_a_deployed_models_log_lines_come_back_as_log_entries_page_by_page(tmp_path):

@@ -1,11 +1,11 @@
-"""Traffic-split arithmetic and list filters, with Vertex AI's rules."""
+"""Traffic-split arithmetic, with Vertex AI's rules."""
 
 import random
 
 import pytest
 
 from localvertex.errors import VertexError
-from localvertex.traffic import deploy_split, matches, pick, undeploy_split, update_split
+from localvertex.traffic import deploy_split, pick, undeploy_split, update_split
 
 
 def test_zero_key_means_the_model_being_deployed():
@@ -49,16 +49,6 @@ def test_pick_without_traffic_is_a_precondition_failure():
     assert e.value.status == "FAILED_PRECONDITION"
 
 
-def test_filters_the_sdk_sends():
-    resource = {"displayName": "digits", "labels": {"team": "ml"}}
-    assert matches(resource, 'display_name="digits"') and matches(
-        resource, 'display_name="digits" AND labels.team="ml"'
-    )
-    assert not matches(resource, 'display_name="other"') and matches(resource, "")
-    with pytest.raises(VertexError):
-        matches(resource, "display_name ~ digits")
-
-
 def test_an_updated_split_names_only_deployed_models_and_sums_to_100():
     assert update_split({"1": 30, "2": 70}, {"1", "2"}) == {"1": 30, "2": 70}
     assert update_split({}, {"1"}) == {}
@@ -66,16 +56,3 @@ def test_an_updated_split_names_only_deployed_models_and_sums_to_100():
         update_split({"1": 30}, {"1", "2"})
     with pytest.raises(VertexError, match="not on this endpoint"):
         update_split({"9": 100}, {"1"})
-
-
-def test_order_by_takes_several_fields_and_directions():
-    from localvertex.traffic import order
-
-    items = [
-        {"displayName": "b", "createTime": "2"},
-        {"displayName": "a", "createTime": "3"},
-        {"displayName": "b", "createTime": "1"},
-    ]
-    assert order(items, "display_name, create_time desc", lambda i: i) == [items[1], items[0], items[2]]
-    with pytest.raises(VertexError, match="Unsupported orderBy"):
-        order(items, "create_time sideways", lambda i: i)
