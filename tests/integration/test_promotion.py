@@ -13,7 +13,7 @@ from tests.integration.localvertex_fixtures import CPU_IMAGE
 from tests.models import TESTDATA
 
 pytestmark = pytest.mark.integration
-HALF_PLUS_TWO = TESTDATA / "saved_model_half_plus_two_cpu"
+HALF_PLUS_TWO = TESTDATA / "saved_model_half_plus_two_cpu" / "00000123"
 CHECKS = Checks(atol=1e-4, rtol=1e-3, min_top1=0.99, requests=5, p99_budget_ms=0.0)
 RIGHT = {"instances": [[1.0], [3.0]], "predictions": [[2.5], [3.5]]}
 
