@@ -88,9 +88,9 @@ def test_the_compiled_pipeline_loads_back_and_names_every_parameter(tmp_path):
     pipeline = components.load_component_from_file(str(first))
     assert {f.name for f in dataclasses.fields(DeployConfig)} == set(pipeline.component_spec.inputs)
     spec = yaml.safe_load(first.read_text())
-    assert {"validate", "convert", "warmup", "optimize", "upload", "endpoint", "deploy", "smoke-test"} <= {
-        t["taskInfo"]["name"] for t in spec["root"]["dag"]["tasks"].values()
-    }
+    dags = [spec["root"]["dag"]] + [c["dag"] for c in spec["components"].values() if "dag" in c]  # branches too
+    steps = {"validate", "convert", "warmup", "optimize", "upload", "trial", "endpoint", "deploy", "smoke-test"}
+    assert steps <= {t["taskInfo"]["name"] for dag in dags for t in dag["tasks"].values()}
 
 
 def test_two_submitted_runs_make_one_endpoint_two_versions_and_the_asked_split(emulator, digits, template):
@@ -283,6 +283,6 @@ def test_vsp_run_local_with_a_user_catalog_version_end_to_end(digits, tmp_path):
         found = json.loads(result.getvalue())
         assert found["state"] == "PIPELINE_STATE_SUCCEEDED" and found["model_version"].endswith("@2")
         assert found["report"].startswith("# Smoke test passed") and found["metrics"]["top1_agreement"] == 1.0
-        assert [t["state"] for t in found["tasks"]] == ["SUCCEEDED"] * 8
+        assert [t["state"] for t in found["tasks"]] == ["SUCCEEDED"] * 9
     finally:
         down(data_dir)
