@@ -1,6 +1,5 @@
 """Cloud Logging's entries:list over the kept model-server logs: the same filter as on Vertex AI finds the lines."""
 
-
 import pytest
 
 from localvertex.errors import VertexError
