@@ -89,7 +89,7 @@ def serve_and_load(
 
 def first_request(model_dir: Path, shape, with_warmup: bool, work: Path) -> dict:
     """First-request latency after healthy vs the steady median, with XLA precompilation on."""
-    from components.warmup import WARMUP_REPEATS
+    from vertex_serving.tfserving.layout import WARMUP_REPEATS
     from vertex_serving.tfserving.warmup import warmup_records, write_warmup_file
 
     target = work / f"xla-{'warm' if with_warmup else 'cold'}"

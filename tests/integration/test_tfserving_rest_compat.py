@@ -50,6 +50,7 @@ from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 from localvertex.modelserver.launch import free_port
 from tests.integration.conftest import Client
 from tests.models import TESTDATA
+from tests.unit.vertex_serving.tfserving.test_rest import UNSUPPORTED_API_CALLS
 
 pytestmark = pytest.mark.integration
 
@@ -196,25 +197,7 @@ def test_path_regex(handler):  # HttpRestApiHandlerTest.kPathRegex
         assert status == 404 and not headers["Content-Type"].startswith("application/json")
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "needle"),
-    [
-        ("GET", "/v1/foo", "Malformed request"),
-        ("POST", "/v1/foo", "Malformed request"),
-        ("GET", "/v1/models", "Missing model name"),
-        ("GET", "/v1/models/debug/model_name", "Malformed request"),
-        ("POST", "/v1/models", "Malformed request"),
-        ("GET", "/v1/models/foo:predict", "Malformed request"),
-        ("GET", "/v1/models/foo/version/50:predict", "Malformed request"),
-        ("POST", "/v1/models/foo/version/50:regress", "Malformed request"),
-        ("POST", "/v1/models/foo/versions/HELLO:regress", "Malformed request"),
-        ("POST", "/v1/models/foo/versions/18446744073709551615:regress", "Failed to convert version"),
-        ("POST", "/v1/models/foo/metadata", "Malformed request"),
-        ("POST", "/v1/models/foo/label/some_label:regress", "Malformed request"),
-        ("POST", "/v1/models/foo/versions/50/labels/some_label:regress", "Malformed request"),
-        ("POST", "/v1/models/foo/versions/some_label:regress", "Malformed request"),
-    ],
-)
+@pytest.mark.parametrize(("method", "path", "needle"), UNSUPPORTED_API_CALLS)
 def test_unsupported_api_calls(handler, method, path, needle):  # HttpRestApiHandlerTest.UnsupportedApiCalls
     status, message = error(handler, method, path, b"" if method == "POST" else None)
     assert status == 400 and needle in message

@@ -5,6 +5,24 @@ import pytest
 from vertex_serving.tfserving.errors import ServingError
 from vertex_serving.tfserving.rest import Call, check_preflight, parse_call
 
+# HttpRestApiHandlerTest.UnsupportedApiCalls: paths TF Serving answers 400 (the integration test sends them too).
+UNSUPPORTED_API_CALLS = [
+    ("GET", "/v1/foo", "Malformed request"),
+    ("POST", "/v1/foo", "Malformed request"),
+    ("GET", "/v1/models", "Missing model name"),
+    ("GET", "/v1/models/debug/model_name", "Malformed request"),
+    ("POST", "/v1/models", "Malformed request"),
+    ("GET", "/v1/models/foo:predict", "Malformed request"),
+    ("GET", "/v1/models/foo/version/50:predict", "Malformed request"),
+    ("POST", "/v1/models/foo/version/50:regress", "Malformed request"),
+    ("POST", "/v1/models/foo/versions/HELLO:regress", "Malformed request"),
+    ("POST", "/v1/models/foo/versions/18446744073709551615:regress", "Failed to convert version"),
+    ("POST", "/v1/models/foo/metadata", "Malformed request"),
+    ("POST", "/v1/models/foo/label/some_label:regress", "Malformed request"),
+    ("POST", "/v1/models/foo/versions/50/labels/some_label:regress", "Malformed request"),
+    ("POST", "/v1/models/foo/versions/some_label:regress", "Malformed request"),
+]
+
 
 def refusal(method: str, path: str) -> ServingError:
     with pytest.raises(ServingError) as e:
@@ -13,25 +31,7 @@ def refusal(method: str, path: str) -> ServingError:
     return e.value
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "needle"),
-    [
-        ("GET", "/v1/foo", "Malformed request"),
-        ("POST", "/v1/foo", "Malformed request"),
-        ("GET", "/v1/models", "Missing model name"),
-        ("GET", "/v1/models/debug/model_name", "Malformed request"),
-        ("POST", "/v1/models", "Malformed request"),
-        ("GET", "/v1/models/foo:predict", "Malformed request"),
-        ("GET", "/v1/models/foo/version/50:predict", "Malformed request"),
-        ("POST", "/v1/models/foo/version/50:regress", "Malformed request"),
-        ("POST", "/v1/models/foo/versions/HELLO:regress", "Malformed request"),
-        ("POST", "/v1/models/foo/versions/18446744073709551615:regress", "Failed to convert version"),
-        ("POST", "/v1/models/foo/metadata", "Malformed request"),
-        ("POST", "/v1/models/foo/label/some_label:regress", "Malformed request"),
-        ("POST", "/v1/models/foo/versions/50/labels/some_label:regress", "Malformed request"),
-        ("POST", "/v1/models/foo/versions/some_label:regress", "Malformed request"),
-    ],
-)
+@pytest.mark.parametrize(("method", "path", "needle"), UNSUPPORTED_API_CALLS)
 def test_unsupported_api_calls(method, path, needle):  # HttpRestApiHandlerTest.UnsupportedApiCalls
     assert needle in refusal(method, path).message
 
