@@ -25,7 +25,7 @@ def chosen_against_configured(
     from vertex_serving.config import DeployConfig
 
     config = DeployConfig(
-        project="bench",
+        project="bench-project",
         model_dir=str(model_dir),
         model_display_name="bench",
         endpoint_display_name="bench",
