@@ -31,10 +31,15 @@ class ModelRegistry(Generic[T]):
         self._models: dict[str, dict[int, VersionState[T]]] = {}
         self._labels = {name: dict(by_label) for name, by_label in (labels or {}).items()}
         self._lock = threading.Lock()
+        self._available: dict[str, tuple[int, ...]] = {}  # newest first; kept on each change, read on each request
 
     def set_state(self, name: str, version: int, state: str, servable: T | None = None, error=None) -> None:
         with self._lock:
-            self._models.setdefault(name, {})[version] = VersionState(state, error, servable)
+            versions = self._models.setdefault(name, {})
+            versions[version] = VersionState(state, error, servable)
+            self._available[name] = tuple(
+                sorted((v for v, s in versions.items() if s.state == "AVAILABLE"), reverse=True)
+            )
 
     def servables(self) -> list[T]:
         with self._lock:
@@ -48,9 +53,8 @@ class ModelRegistry(Generic[T]):
             version = self._labels.get(name, {}).get(label)
             if version is None:
                 raise ServingError("INVALID_ARGUMENT", f"Unrecognized servable version label: {label}")
-        with self._lock:
-            versions = self._models.get(name, {})
-            available = sorted((v for v, s in versions.items() if s.state == "AVAILABLE"), reverse=True)
+        available = self._available.get(name, ())  # replaced whole under the lock: a consistent snapshot
+        versions = self._models.get(name, {})
         if version is None:
             if not available:
                 raise ServingError("NOT_FOUND", f"Servable not found for request: Latest({name})")
