@@ -24,7 +24,7 @@ from google.protobuf import struct_pb2
 from localvertex import explain, query, traffic
 from localvertex.deployer import Deployer, now, status_message
 from localvertex.errors import VertexError, not_found
-from localvertex.rpc import Call, loaded, operation, rpc, stored, to_dict
+from localvertex.rpc import Call, loaded, mask_paths, operation, rpc, stored, to_dict
 from localvertex.store import Store
 
 log = logging.getLogger("localvertex")
@@ -101,11 +101,9 @@ class Api:
 
     @rpc("EndpointService")
     async def list_endpoints(self, request: types.ListEndpointsRequest, call: Call) -> types.ListEndpointsResponse:
-        matches = query.compile_filter(request.filter, query.ENDPOINTS)
-        found = [e for e in self.store.list("endpoint", f"{location(request.parent)}/endpoints/") if matches(_view(e))]
-        items, token = query.page(
-            query.order(found, request.order_by, query.ENDPOINTS, _view), request.page_size, request.page_token
-        )
+        query.compile_filter(request.filter, query.ENDPOINTS)  # refused before the store is read
+        endpoints = self.store.list("endpoint", f"{location(request.parent)}/endpoints/")
+        items, token = query.listing(endpoints, request, query.ENDPOINTS, _view)
         return types.ListEndpointsResponse(endpoints=[self._shown(e) for e in items], next_page_token=token)
 
     @rpc("EndpointService")
@@ -128,15 +126,7 @@ class Api:
     @rpc("EndpointService")
     async def update_endpoint(self, request: types.UpdateEndpointRequest, call: Call) -> types.Endpoint:
         """`Endpoint.update`: the fields `updateMask` names; a traffic split is checked as a deploy's is."""
-        changes, paths = request.endpoint, list(request.update_mask.paths)
-        if not paths:
-            raise VertexError("INVALID_ARGUMENT", "updateMask is required: name the fields to update")
-        unknown = sorted(set(paths) - _ENDPOINT_UPDATABLE)
-        if unknown:
-            raise VertexError(
-                "INVALID_ARGUMENT",
-                f"updateMask names fields that cannot be updated: {unknown}; use {sorted(_ENDPOINT_UPDATABLE)}",
-            )
+        changes, paths = request.endpoint, mask_paths(request.update_mask, _ENDPOINT_UPDATABLE)
         if "display_name" in paths and not changes.display_name:
             raise VertexError("INVALID_ARGUMENT", "endpoint.displayName must not be empty")
         with self.store.transaction():
@@ -230,26 +220,21 @@ class Api:
 
     @rpc("ModelService")
     async def list_models(self, request: types.ListModelsRequest, call: Call) -> types.ListModelsResponse:
-        matches = query.compile_filter(request.filter, query.MODELS)
+        query.compile_filter(request.filter, query.MODELS)  # refused before the store is read
         by_id: dict[str, types.Model] = {}
         for version in self.store.list("model", f"{location(request.parent)}/models/"):
             by_id.setdefault(version.name, version)
             if "default" in version.version_aliases:
                 by_id[version.name] = version
-        found = [m for m in by_id.values() if matches(_view(m))]
-        items, token = query.page(
-            query.order(found, request.order_by, query.MODELS, _view), request.page_size, request.page_token
-        )
+        items, token = query.listing(list(by_id.values()), request, query.MODELS, _view)
         return types.ListModelsResponse(models=items, next_page_token=token)
 
     @rpc("ModelService")
     async def list_model_versions(
         self, request: types.ListModelVersionsRequest, call: Call
     ) -> types.ListModelVersionsResponse:
-        matches = query.compile_filter(request.filter, query.MODEL_VERSIONS)
-        found = [m for m in self._versions(request.name) if matches(_version_view(m))]
-        ordered = query.order(found, request.order_by, query.MODEL_VERSIONS, _version_view)
-        items, token = query.page(ordered, request.page_size, request.page_token)
+        query.compile_filter(request.filter, query.MODEL_VERSIONS)  # refused before the model is looked up
+        items, token = query.listing(self._versions(request.name), request, query.MODEL_VERSIONS, _version_view)
         return types.ListModelVersionsResponse(models=items, next_page_token=token)
 
     @rpc("ModelService")
@@ -260,16 +245,8 @@ class Api:
     async def update_model(self, request: types.UpdateModelRequest, call: Call) -> types.Model:
         """`Model.update` (display name, description, labels) and `update_version` (version description, labels):
         the display name and description belong to the model, the rest to the version named (else the default)."""
-        changes, paths = request.model, list(request.update_mask.paths)
-        if not paths:
-            raise VertexError("INVALID_ARGUMENT", "updateMask is required: name the fields to update")
-        unknown = sorted(set(paths) - _MODEL_UPDATABLE)
-        if unknown:
-            raise VertexError(
-                "INVALID_ARGUMENT",
-                f"updateMask names fields that cannot be updated: {unknown}; use {sorted(_MODEL_UPDATABLE)} "
-                "(version aliases change with mergeVersionAliases)",
-            )
+        paths = mask_paths(request.update_mask, _MODEL_UPDATABLE, "(version aliases change with mergeVersionAliases)")
+        changes = request.model
         if "display_name" in paths and not changes.display_name:
             raise VertexError("INVALID_ARGUMENT", "model.displayName must not be empty")
         with self.store.transaction():
@@ -529,15 +506,7 @@ class Api:
     ) -> operations_pb2.Operation:
         """Replica counts (and the other fields Vertex AI lets change) of a DeployedModel. More TPU cores than the
         quota leaves fail the operation, as a deploy's do. Locally a DeployedModel stays one model server."""
-        paths = list(request.update_mask.paths)
-        if not paths:
-            raise VertexError("INVALID_ARGUMENT", "updateMask is required: name the fields to change")
-        unknown = sorted(set(paths) - _REPLICA_FIELDS)
-        if unknown:
-            raise VertexError(
-                "INVALID_ARGUMENT",
-                f"updateMask names fields that cannot be mutated: {unknown}; use {sorted(_REPLICA_FIELDS)}",
-            )
+        paths = mask_paths(request.update_mask, _REPLICA_FIELDS)
         changes = request.deployed_model
         with self.store.transaction():
             endpoint = self._endpoint(request.endpoint)

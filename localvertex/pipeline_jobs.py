@@ -108,11 +108,13 @@ class PipelineJobs:
     async def list_pipeline_jobs(
         self, request: types.ListPipelineJobsRequest, call: Call
     ) -> types.ListPipelineJobsResponse:
-        matches = query.compile_filter(request.filter, query.PIPELINE_JOBS)
-        jobs = self.store.list("pipeline_job", f"{location(request.parent)}/pipelineJobs/")
-        found = [j for j in jobs if matches(_summary(j))]
-        ordered = query.order(found, request.order_by, query.PIPELINE_JOBS, _summary)
-        items, token = query.page(ordered, request.page_size, request.page_token)
+        query.compile_filter(request.filter, query.PIPELINE_JOBS)  # refused before the store is read
+        items, token = query.listing(
+            self.store.list("pipeline_job", f"{location(request.parent)}/pipelineJobs/"),
+            request,
+            query.PIPELINE_JOBS,
+            _summary,
+        )
         return types.ListPipelineJobsResponse(pipeline_jobs=items, next_page_token=token)
 
     @rpc("PipelineService")

@@ -117,6 +117,14 @@ def order(items: list, order_by: str, schema: Schema, view: Callable) -> list:
     return ordered
 
 
+def listing(items, request, schema: Schema, view: Callable) -> tuple[list, str]:
+    """A List method's answer: `request.filter` (checked first, so a bad one is refused on an empty store too),
+    `request.order_by`, then one page and the next page's token."""
+    matches = compile_filter(request.filter, schema)
+    found = [item for item in items if matches(view(item))]
+    return page(order(found, request.order_by, schema, view), request.page_size, request.page_token)
+
+
 def page(items: list, page_size: int, page_token: str, default_size: int = 100) -> tuple[list, str]:
     """One page and the token of the next ('' on the last page)."""
     try:

@@ -74,6 +74,19 @@ def methods(*implementations) -> list[Method]:
     return found
 
 
+def mask_paths(mask, allowed, note: str = "") -> list[str]:
+    """The fields an `updateMask` names, all of them ones the method may change (`allowed`)."""
+    paths = list(mask.paths)
+    if not paths:
+        raise VertexError("INVALID_ARGUMENT", "updateMask is required: name the fields to update")
+    if unknown := sorted(set(paths) - set(allowed)):
+        raise VertexError(
+            "INVALID_ARGUMENT",
+            f"updateMask names fields that cannot be updated: {unknown}; use {sorted(allowed)} {note}".rstrip(),
+        )
+    return paths
+
+
 async def invoke(method: Method, request, call: Call):
     """Runs a handler; strict parsing and conversion errors are the caller's (INVALID_ARGUMENT), as on Vertex AI."""
     try:

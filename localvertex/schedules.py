@@ -22,7 +22,7 @@ from localvertex import query
 from localvertex.api import finished, location, resource
 from localvertex.errors import VertexError, not_found
 from localvertex.pipeline_jobs import PipelineJobs, State
-from localvertex.rpc import Call, rpc
+from localvertex.rpc import Call, mask_paths, rpc
 from localvertex.store import Store
 
 log = logging.getLogger("localvertex")
@@ -105,20 +105,15 @@ class Schedules:
 
     @rpc("ScheduleService")
     async def list_schedules(self, request: types.ListSchedulesRequest, call: Call) -> types.ListSchedulesResponse:
-        matches = query.compile_filter(request.filter, query.SCHEDULES)
-        schedules = self.store.list("schedule", f"{location(request.parent)}/schedules/")
-        found = [s for s in schedules if matches(_summary(s))]
-        ordered = query.order(found, request.order_by, query.SCHEDULES, _summary)
-        items, token = query.page(ordered, request.page_size, request.page_token)
+        query.compile_filter(request.filter, query.SCHEDULES)  # refused before the store is read
+        items, token = query.listing(
+            self.store.list("schedule", f"{location(request.parent)}/schedules/"), request, query.SCHEDULES, _summary
+        )
         return types.ListSchedulesResponse(schedules=items, next_page_token=token)
 
     @rpc("ScheduleService")
     async def update_schedule(self, request: types.UpdateScheduleRequest, call: Call) -> types.Schedule:
-        changes, paths = request.schedule, list(request.update_mask.paths)
-        if not paths:
-            raise VertexError("INVALID_ARGUMENT", "updateMask is required: name the fields to update")
-        if unknown := sorted(set(paths) - _UPDATABLE):
-            raise VertexError("INVALID_ARGUMENT", f"updateMask names fields that cannot be updated: {unknown}")
+        changes, paths = request.schedule, mask_paths(request.update_mask, _UPDATABLE)
         if "cron" in paths:
             parse_cron(changes.cron)
         with self.store.transaction():
