@@ -19,6 +19,7 @@ from pathlib import Path
 from vertex_serving.catalog import load_catalog
 from vertex_serving.errors import UserError
 from vertex_serving.options import RuntimeOptions, parse_container_args
+from vertex_serving.tfserving.monitoring import prometheus_path
 from vertex_serving.tfserving.servable import cpu_has_bf16
 
 log = logging.getLogger("modelserver")
@@ -64,6 +65,36 @@ def parse_settings(argv: list[str], env: dict[str, str]):
         default=(),
         help="comma-separated key=value arguments for the gRPC server (e.g. grpc.max_connection_age_ms=2000)",
     )
+    parser.add_argument("--grpc_socket_path", default="", help="also serve the gRPC API on this Unix socket")
+    parser.add_argument(
+        "--rest_api_timeout_in_ms",
+        type=int,
+        default=30_000,
+        help="a request still running after this long is cancelled with DEADLINE_EXCEEDED (default 30000; 0: none)",
+    )
+    parser.add_argument(
+        "--enable_model_warmup",
+        nargs="?",
+        const="true",
+        default="true",
+        choices=("true", "false"),
+        help="replay assets.extra/tf_serving_warmup_requests before turning healthy (default true)",
+    )
+    parser.add_argument(
+        "--monitoring_config_file", default="", help="MonitoringConfig text proto: the Prometheus metrics path"
+    )
+    for flag in ("file_system_poll_wait_seconds", "model_config_file_poll_wait_seconds"):
+        parser.add_argument(
+            f"--{flag}", type=int, help="accepted; model versions and the config file are read once, at start"
+        )
+    parser.add_argument(
+        "--prefer_tflite_model",
+        nargs="?",
+        const="true",
+        default="false",
+        choices=("true", "false"),
+        help="accepted; the SavedModel is served (TF Serving's fallback when there is no model.tflite)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     parser.add_argument(
         "--enable_batching",
@@ -86,6 +117,10 @@ def parse_settings(argv: list[str], env: dict[str, str]):
         parser.error("no model: set AIP_STORAGE_URI, --model_base_path or --model_config_file")
     if not 0 <= args.port <= 65535 or (args.port and args.port == args.rest_api_port):
         raise UserError("--port", args.port, "is not a free gRPC port", "give one other than --rest_api_port, or 0")
+    if args.rest_api_timeout_in_ms < 0:
+        raise UserError(
+            "--rest_api_timeout_in_ms", args.rest_api_timeout_in_ms, "is negative", "give milliseconds, or 0 for none"
+        )
     if args.host not in LOOPBACK:
         raise UserError(
             "--host", args.host, "is not a loopback address", "remove it: local model servers serve this machine only"
@@ -114,7 +149,20 @@ def parse_settings(argv: list[str], env: dict[str, str]):
         grpc_channel_arguments=args.grpc_channel_arguments,
         model_config_file=args.model_config_file,
         allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models == "true",
+        grpc_socket_path=args.grpc_socket_path,
+        rest_api_timeout_in_ms=args.rest_api_timeout_in_ms,
+        enable_model_warmup=args.enable_model_warmup == "true",
+        prometheus_path=prometheus_path(Path(args.monitoring_config_file)) if args.monitoring_config_file else "",
     )
+    for flag in ("file_system_poll_wait_seconds", "model_config_file_poll_wait_seconds"):
+        if getattr(args, flag):
+            log.info(
+                "%s=%d: not polled here; versions and configs are read once: restart to load new ones",
+                flag,
+                getattr(args, flag),
+            )
+    if args.prefer_tflite_model == "true":
+        log.info("prefer_tflite_model=true: no TF Lite here; the SavedModel is served, TF Serving's fallback")
     settings.model_configs()  # a bad --model_config_file stops the server before it listens, as in TF Serving
     return settings
 
@@ -171,17 +219,24 @@ async def serve(settings) -> int:
         settings.health_route,
     )
     grpc_server = None
-    if settings.grpc_port:
+    if settings.grpc_port or settings.grpc_socket_path:
         from localvertex.modelserver.grpc_api import start_grpc
 
         try:
-            grpc_server = await start_grpc(server, settings.host, settings.grpc_port)
+            grpc_server = await start_grpc(server, settings.host, settings.grpc_port, settings.grpc_socket_path)
         except RuntimeError as e:
-            print(f"modelserver: --port={settings.grpc_port}: cannot listen on {settings.host} ({e})", file=sys.stderr)
+            where = f"--port={settings.grpc_port} --grpc_socket_path={settings.grpc_socket_path}"
+            print(f"modelserver: {where}: cannot listen ({e})", file=sys.stderr)
             await runner.cleanup()
             server.close()
             return 1
-        log.info("gRPC PredictionService and ModelService on %s:%d", settings.host, settings.grpc_port)
+        log.info(
+            "gRPC PredictionService and ModelService on %s",
+            " and ".join(
+                ([f"{settings.host}:{settings.grpc_port}"] if settings.grpc_port else [])
+                + ([f"unix:{settings.grpc_socket_path}"] if settings.grpc_socket_path else [])
+            ),
+        )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -71,6 +71,10 @@ class Settings:
     grpc_channel_arguments: tuple = ()  # (key, int or str) pairs for the gRPC server, as TF Serving passes them
     model_config_file: str = ""  # a ModelServerConfig text proto, in place of model_name and storage_uri
     allow_version_labels_for_unavailable_models: bool = False
+    grpc_socket_path: str = ""  # gRPC on this Unix socket too
+    rest_api_timeout_in_ms: int = 30_000  # bounds each REST request's run (0: none), TF Serving's default
+    enable_model_warmup: bool = True
+    prometheus_path: str = ""  # a --monitoring_config_file's own metrics path, beside the two always served
 
     def model_configs(self) -> list[ModelConfig]:
         if self.model_config_file:
@@ -122,6 +126,15 @@ class Metrics:
         self.padded_rows = Counter(
             "modelserver_batch_padding_rows", "Rows added to reach an allowed batch size", registry=self.registry
         )
+        self._answers: dict[tuple[str, str], tuple] = {}
+
+    def answered(self, api: str, status: str, seconds: float) -> None:
+        """Counts one answer and its latency; each (api, status)'s series is looked up once, not per request."""
+        series = self._answers.get((api, status))
+        if series is None:
+            series = self._answers[api, status] = (self.requests.labels(api, status), self.latency.labels(api))
+        series[0].inc()
+        series[1].observe(seconds)
 
     def observe_batch(self, rows: int, padded: int) -> None:
         self.batch_size.observe(rows)
@@ -135,6 +148,7 @@ class ModelServer:
         self.configs = settings.model_configs()
         self.models: ModelRegistry[Loaded] = ModelRegistry({c.name: c.labels for c in self.configs})
         self.metrics = Metrics()
+        self.rest_timeout = settings.rest_api_timeout_in_ms / 1000
         self.executor = ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 2), thread_name_prefix="predict")
 
     # Loading -------------------------------------------------------------------------------------------------
@@ -167,7 +181,7 @@ class ModelServer:
                 for name, sig in loaded.servable.signatures.items()
             }
             log.info("server-side batching: %s", " ".join(f"{k}={v}" for k, v in vars(batching).items()))
-        records = read_warmup_records(model_dir)
+        records = read_warmup_records(model_dir) if self.settings.enable_model_warmup else []
         warm_started = time.perf_counter()
         replayed = replay(records, functools.partial(self._warm, loaded))
         log.info(
@@ -195,6 +209,7 @@ class ModelServer:
         return batching
 
     def _warm(self, loaded: Loaded, name: str, feeds: dict) -> object:
+        """One warmup request, with no time limit (TF Serving replays with default RunOptions too)."""
         signature = loaded.servable.signature(name)
         check_input_names(set(feeds), signature)
         rows = {a.shape[0] if a.ndim else None for a in feeds.values()}
@@ -220,19 +235,36 @@ class ModelServer:
 
     # Serving -------------------------------------------------------------------------------------------------
 
-    async def run(self, loaded: Loaded, signature: Signature, request: PredictRequest) -> dict:
-        """Runs one request on a loaded version: through its batcher when batching is on, as REST and gRPC both do."""
+    async def run(self, loaded: Loaded, signature: Signature, request: PredictRequest, timeout: float = 0) -> dict:
+        """Runs one request on a loaded version: through its batcher when batching is on, as REST and gRPC both do.
+
+        Past `timeout` seconds (0: none) the request answers DEADLINE_EXCEEDED in TF's words, as a REST call past
+        --rest_api_timeout_in_ms does in TF Serving; a run already started finishes on its thread, unread.
+        """
+        loop = asyncio.get_running_loop()
         batcher = loaded.batchers.get(signature.name)
         if batcher and request.batch_size:
-            return await batcher.submit(request.feeds, request.batch_size, asyncio.get_running_loop())
-        return await asyncio.get_running_loop().run_in_executor(self.executor, signature.run, request.feeds)
+            future = batcher.submit(request.feeds, request.batch_size, loop)
+        else:
+            future = loop.run_in_executor(self.executor, signature.run, request.feeds)
+        if not timeout:
+            return await future
+        timer = loop.call_later(timeout, future.cancel)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():
+                raise  # this request itself was cancelled: the run did not time out
+            raise ServingError("DEADLINE_EXCEEDED", "Timed out waiting for notification") from None
+        finally:
+            timer.cancel()
 
     async def predict(self, body: Body, call: Call | None = None) -> dict:
         name = signature_name(body.value)
         loaded = self._loaded(call)
         signature = loaded.servable.signature(name)
         request = parse_predict(body.value, signature, body.raw)
-        outputs = await self.run(loaded, signature, request)
+        outputs = await self.run(loaded, signature, request, self.rest_timeout)
         return format_predict(outputs, request.columnar)
 
     async def classify_or_regress(self, call: Call, body: Body) -> dict:
@@ -241,7 +273,7 @@ class ModelServer:
         loaded = self._loaded(call)
         signature = (classify_signature if call.verb == "classify" else regress_signature)(loaded.servable, name)
         request = PredictRequest(signature.name, {"inputs": examples}, False, len(examples))
-        outputs = await self.run(loaded, signature, request)
+        outputs = await self.run(loaded, signature, request, self.rest_timeout)
         answer = format_classify if call.verb == "classify" else format_regress
         return answer(outputs, len(examples), signature)
 
@@ -296,7 +328,8 @@ class ModelServer:
         app.router.add_get(s.health_route, self._health)
         app.router.add_post(s.predict_route, self._handler("vertex_predict", self._vertex_predict))
         app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/monitoring/prometheus/metrics", self._metrics)
+        for path in {"/monitoring/prometheus/metrics", s.prometheus_path} - {"", "/metrics"}:
+            app.router.add_get(path, self._metrics)
         app.router.add_route("*", "/{v1:[vV]1}/{tail:.*}", self._handler("rest", self._rest))  # TF Serving's
         return app
 
@@ -342,8 +375,7 @@ class ModelServer:
                 log.exception("internal error on %s", request.path)
                 body, status = error_body(f"Internal: {type(e).__name__}: {e}"), 500
                 self.metrics.errors.labels(api, "INTERNAL").inc()
-            self.metrics.requests.labels(api, str(status)).inc()
-            self.metrics.latency.labels(api).observe(time.perf_counter() - started)
+            self.metrics.answered(api, str(status), time.perf_counter() - started)
             return web.Response(body=body, status=status, content_type=_JSON)
 
         return handle

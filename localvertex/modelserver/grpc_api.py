@@ -129,16 +129,16 @@ async def _answer(server: ModelServer, method: str, context, work):
     else:
         code, message = "OK", ""
     api = f"grpc_{method}"
-    server.metrics.requests.labels(api, code).inc()
-    server.metrics.latency.labels(api).observe(time.perf_counter() - started)
+    server.metrics.answered(api, code, time.perf_counter() - started)
     if code == "OK":
         return response
     server.metrics.errors.labels(api, code).inc()
     await context.abort(grpc.StatusCode.__members__.get(code, grpc.StatusCode.UNKNOWN), apis.grpc_message(message))
 
 
-async def start_grpc(server: ModelServer, host: str, port: int) -> grpc.aio.Server:
-    """Serves both services on `host:port` (loopback only: the caller has checked `host`)."""
+async def start_grpc(server: ModelServer, host: str, port: int, socket_path: str = "") -> grpc.aio.Server:
+    """Serves both services on `host:port` (loopback only: the caller has checked `host`) when `port` is set, and on
+    the Unix socket `socket_path` when it is (TF Serving's --grpc_socket_path)."""
     grpc_server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -148,7 +148,9 @@ async def start_grpc(server: ModelServer, host: str, port: int) -> grpc.aio.Serv
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(server), grpc_server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(server), grpc_server)
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    grpc_server.add_insecure_port(address)
+    if port:
+        grpc_server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    if socket_path:
+        grpc_server.add_insecure_port(f"unix:{socket_path}")
     await grpc_server.start()
     return grpc_server

@@ -527,3 +527,29 @@ def test_the_grpc_port_must_differ_from_the_rest_port(tmp_path):
     )
     assert server.process.wait(60) == 2
     assert f"--port={port} is not a free gRPC port" in server.log_path.read_text()
+
+
+def test_predict_uds(serve_once, tmp_path):
+    """TensorflowModelServerTest.testPredictUDS: Predict over the Unix socket of --grpc_socket_path."""
+    socket_path = tmp_path / "tf-serving.sock"
+    running = serve_once(TESTDATA / "saved_model_half_plus_two_cpu", f"--grpc_socket_path={socket_path}")
+    verify_predict(GrpcServer(running.server, f"unix:{socket_path}"), 3.0, 123)
+
+
+def test_tf_serving_test_harness_command_line(serve, tmp_path):
+    """TensorflowModelServerTestBase.RunServer's flags, as its every test passes them: the server takes them all."""
+    port, socket_path = free_port(), tmp_path / "tf-serving.sock"
+    server = serve(
+        str(TESTDATA / "saved_model_half_plus_two_cpu"),
+        f"--port={port}",
+        "--rest_api_timeout_in_ms=5000",
+        f"--grpc_socket_path={socket_path}",
+        "--model_name=default",
+        f"--model_base_path={TESTDATA / 'saved_model_half_plus_two_cpu'}",
+        "--grpc_channel_arguments=grpc.so_reuseaddr=1",
+    )
+    for address in (f"127.0.0.1:{port}", f"unix:{socket_path}"):
+        verify_predict(GrpcServer(server, address), 3.0, 123)
+    assert Client(server).post("/v1/models/default:predict", {"instances": [2.0]}) == (200, {"predictions": [3.0]})
+    server.stop()
+    assert not socket_path.exists()

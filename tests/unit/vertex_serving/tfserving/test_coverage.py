@@ -21,6 +21,7 @@ TESTS = Path(__file__).resolve().parents[3]
 GRPC = "integration/test_modelserver_grpc.py"
 REST = "integration/test_tfserving_rest_compat.py"
 CONFIG = "integration/test_model_config.py"
+FLAGS = "integration/test_modelserver_flags.py"
 TENSORS = "unit/vertex_serving/tfserving/test_tensors.py"
 EXAMPLES = "unit/vertex_serving/tfserving/test_examples.py"
 REGISTRY = "unit/vertex_serving/tfserving/test_registry.py"
@@ -59,10 +60,11 @@ AUDIT: dict[str, dict[str, tuple[str, ...] | str]] = {
         "TensorflowModelServerTest.testPredictColumnarREST": (f"{REST}::test_predict_columnar_rest",),
         "TensorflowModelServerTest.testGetStatusREST": (f"{REST}::test_get_status_rest",),
         "TensorflowModelServerTest.testGetModelMetadataREST": (f"{REST}::test_get_model_metadata_rest",),
-        "TensorflowModelServerTest.testPrometheusEndpoint": (f"{REST}::test_prometheus_endpoint",),
-        "TensorflowModelServerTest.testPredictUDS": NOT_APPLICABLE
-        + "gRPC on a Unix domain socket (--grpc_socket_path); this server's gRPC API listens on a loopback TCP port "
-        "only (README: the local TF model server)",
+        "TensorflowModelServerTest.testPrometheusEndpoint": (
+            f"{REST}::test_prometheus_endpoint",
+            f"{FLAGS}::test_monitoring_config_file_names_the_prometheus_path",
+        ),
+        "TensorflowModelServerTest.testPredictUDS": (f"{GRPC}::test_predict_uds",),
         "TensorflowModelServerTest.testPredictOnTfLite": NOT_APPLICABLE
         + "serves a TF Lite model (--prefer_tflite_model); this server, like the optimized runtime's containers it "
         "stands in for, serves SavedModels only",
