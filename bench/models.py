@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 MLP_FEATURES = 32
@@ -56,3 +57,11 @@ def cnn(path: Path) -> Path:
         ]
     layers += [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(10, activation="softmax")]
     return export(keras.Sequential(layers), CNN_SHAPE, path)
+
+
+def body(shape: tuple[int, ...]) -> bytes:
+    """A one-instance predict request for a model taking `shape`, the same in every run."""
+    import numpy as np
+
+    x = np.random.default_rng(1).random((1, *shape), dtype=np.float32).round(4)
+    return json.dumps({"instances": x.tolist()}).encode()

@@ -3,7 +3,8 @@
 For a tabular MLP and a CNN: the in-process limit (the serving signature called directly at the max batch size),
 the server with batching and with batching off, at 1..64 concurrent clients (wrk, a separate process); the
 first request after healthy with and without a warmup file under XLA precompilation; the optimize step's choice
-against the configured flags; and a 64-client soak for errors and memory growth. Medians throughout: the machine is shared and noisy.
+against the configured flags; a 64-client soak for errors and memory growth; and the REST hot path against the
+previous release's model server (bench/hot_path.py). Medians throughout: the machine is shared and noisy.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import http.client
-import json
 import statistics
 import tempfile
 import time
@@ -22,7 +22,9 @@ import numpy as np
 from tabulate import tabulate
 
 from bench import models
+from bench.hot_path import ROUNDS, compare_with_previous_release
 from bench.load import Load, require_wrk, run_load
+from bench.models import body
 from bench.optimize import chosen_against_configured
 from localvertex.modelserver.launch import start_model_server
 
@@ -58,11 +60,6 @@ def in_process(model_dir: Path, shape: tuple[int, ...], seconds: float) -> dict:
     full, single = timings(MAX_BATCH), timings(1)
     servable.close()
     return {"throughput": MAX_BATCH / statistics.median(full), "p50_ms": statistics.median(single) * 1e3}
-
-
-def body(shape: tuple[int, ...]) -> bytes:
-    x = np.random.default_rng(1).random((1, *shape), dtype=np.float32).round(4)
-    return json.dumps({"instances": x.tolist()}).encode()
 
 
 def serve_and_load(
@@ -215,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     optimized = chosen_against_configured(dirs["cnn"], shapes["cnn"], work)
     print(f"bench: soak, 64 clients, {args.soak_seconds:g}s", flush=True)
     soaked = soak(dirs["mlp"], shapes["mlp"], args.soak_seconds, work)
+    print("bench: REST hot path, current against the previous release (MLP, batching off)", flush=True)
+    hot_path = compare_with_previous_release(
+        dirs["mlp"], shapes["mlp"], work, rounds=ROUNDS, seconds=min(args.seconds, 2)
+    )
 
     def at(name, mode, c):
         return next((load for load in loads[name, mode] if load.clients == c), None)
@@ -268,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             f"< 10% ({soaked['rss_before_mib']:.0f} -> {soaked['rss_after_mib']:.0f} MiB)",
         ]
     )
+    checks.extend(hot_path)
     print()
     print(tabulate(checks, headers=["ratio", "measured", "target"]))
     return 0
