@@ -33,7 +33,7 @@ POINTS = (
     ("Vertex AI /predict, 32 clients", "/predict", 32),
     ("TF Serving :predict, 1 client", "/v1/models/default:predict", 1),
 )
-ROUNDS = 9  # short alternating rounds: noise that lasts seconds falls on both servers alike
+ROUNDS = 15  # short alternating rounds: noise that lasts seconds falls on both servers alike
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -65,13 +65,29 @@ def previous_release(ref: str, work: Path):
 @contextmanager
 def serving(model_dir: Path, source: Path | None, log: Path):
     """A model server with batching off; `source` first on the path runs that checkout's server instead."""
-    env = {"PYTHONPATH": str(source)} if source else None
+    # PYTHONSAFEPATH: the working directory (this checkout) must not come before the release's source on the path.
+    env = {"PYTHONPATH": str(source), "PYTHONSAFEPATH": "1"} if source else None
+    if source:
+        _check_source(source, env)
     server = start_model_server(str(model_dir), ["--enable_batching=false"], log_path=log, env=env)
     try:
         server.wait_healthy(180)
         yield server
     finally:
         server.stop()
+
+
+def _check_source(source: Path, env: dict[str, str]) -> None:
+    """The release's model server, not this checkout's, is the one that environment imports."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import importlib.util as u; print(u.find_spec('localvertex.modelserver.app').origin)"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not Path(found).is_relative_to(source):
+        raise RuntimeError(f"bench: hot path: the previous release's server would import {found}, not {source}")
 
 
 def cpu_seconds(pid: int) -> float:

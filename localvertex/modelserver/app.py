@@ -1,12 +1,14 @@
 """The model server's HTTP face: Vertex AI's predict and health routes, TF Serving's REST API, Prometheus metrics.
 
-One asyncio loop parses and answers requests; TensorFlow runs on worker threads (it releases the GIL), either
-request by request or through the batcher, so one slow batch never blocks the loop.
+One asyncio loop parses and answers requests. TensorFlow runs on worker threads (it releases the GIL), request
+by request or through the batcher, so one slow batch never blocks the loop; a run seen to be shorter than the
+hand-off to a thread runs on the loop itself (pace.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import functools
 import logging
@@ -22,6 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from localvertex.modelserver.batcher import Batcher
+from localvertex.modelserver.pace import Pace
 from vertex_serving.batching import Batching
 from vertex_serving.options import RuntimeOptions
 from vertex_serving.tfserving.errors import ServingError
@@ -84,10 +87,11 @@ class Settings:
 
 @dataclass
 class Loaded:
-    """One loaded model version and the batchers of its signatures."""
+    """One loaded model version, the batchers of its signatures and what their runs take."""
 
     servable: Servable
     batchers: dict[str, Batcher]
+    paces: dict[str, Pace] = field(default_factory=dict)
 
     def close(self) -> None:
         for batcher in self.batchers.values():
@@ -141,6 +145,37 @@ class Metrics:
         self.padded_rows.inc(padded - rows)
 
 
+class Deadlines:
+    """Cancels the futures of requests still running past their deadline.
+
+    One queue in deadline order and one sweep every quarter timeout (at most a second), instead of a timer per
+    request on the hot path: a request is cancelled within a quarter of the timeout after its deadline.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self._pending: collections.deque[tuple[float, asyncio.Future]] = collections.deque()
+        self._tick = min(timeout / 4, 1.0)
+        self._sweeping = False
+
+    def watch(self, future: asyncio.Future, deadline: float) -> None:
+        pending = self._pending
+        while pending and pending[0][1].done():  # answered ones go now: the queue holds the requests in flight
+            pending.popleft()
+        pending.append((deadline, future))
+        if not self._sweeping:
+            self._sweeping = True
+            asyncio.get_running_loop().call_later(self._tick, self._sweep)
+
+    def _sweep(self) -> None:
+        loop, pending = asyncio.get_running_loop(), self._pending
+        now = loop.time()
+        while pending and (pending[0][1].done() or pending[0][0] <= now):
+            pending.popleft()[1].cancel()  # a no-op on a future that is done
+        self._sweeping = bool(pending)
+        if pending:
+            loop.call_later(self._tick, self._sweep)
+
+
 class ModelServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -149,6 +184,7 @@ class ModelServer:
         self.models: ModelRegistry[Loaded] = ModelRegistry({c.name: c.labels for c in self.configs})
         self.metrics = Metrics()
         self.rest_timeout = settings.rest_api_timeout_in_ms / 1000
+        self.deadlines = Deadlines(self.rest_timeout)
         self.executor = ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 2), thread_name_prefix="predict")
 
     # Loading -------------------------------------------------------------------------------------------------
@@ -172,7 +208,8 @@ class ModelServer:
 
     def _load_version(self, config: ModelConfig, version: int, model_dir: Path) -> Loaded:
         started = time.perf_counter()
-        loaded = Loaded(Servable(model_dir, version, self.settings.options), {})
+        servable = Servable(model_dir, version, self.settings.options)
+        loaded = Loaded(servable, {}, {name: Pace() for name in servable.signatures})
         batching = self._batching(model_dir)
         if batching:
             threads = batching.num_batch_threads or os.cpu_count() or 2
@@ -217,7 +254,7 @@ class ModelServer:
         batcher = loaded.batchers.get(signature.name)
         if batcher and size:
             return batcher.submit(feeds, size).result()
-        return signature.run(feeds)
+        return loaded.paces[signature.name].run(signature.run, feeds, size)  # what it takes tells where to run
 
     @property
     def cache(self) -> Path:
@@ -246,18 +283,22 @@ class ModelServer:
         if batcher and request.batch_size:
             future = batcher.submit(request.feeds, request.batch_size, loop)
         else:
-            future = loop.run_in_executor(self.executor, signature.run, request.feeds)
-        if not timeout:
-            return await future
-        timer = loop.call_later(timeout, future.cancel)
+            pace, rows = loaded.paces[signature.name], request.batch_size
+            if pace.inline(rows):
+                started = loop.time()
+                outputs = pace.run(signature.run, request.feeds, rows, on_loop=True)
+                if timeout and loop.time() - started > timeout:
+                    raise ServingError("DEADLINE_EXCEEDED", "Timed out waiting for notification")
+                return outputs
+            future = loop.run_in_executor(self.executor, pace.run, signature.run, request.feeds, rows)
+        if timeout:
+            self.deadlines.watch(future, loop.time() + timeout)
         try:
             return await future
         except asyncio.CancelledError:
-            if asyncio.current_task().cancelling():
+            if not timeout or asyncio.current_task().cancelling():
                 raise  # this request itself was cancelled: the run did not time out
             raise ServingError("DEADLINE_EXCEEDED", "Timed out waiting for notification") from None
-        finally:
-            timer.cancel()
 
     async def predict(self, body: Body, call: Call | None = None) -> dict:
         name = signature_name(body.value)
@@ -357,7 +398,12 @@ class ModelServer:
 
     async def _body(self, request: web.Request) -> Body:
         """Strict JSON is parsed here; NaN tokens, deep nesting or errors take a slower parser off the event loop."""
-        raw = await _read(request)
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            raise _too_large(request.content_length)
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise _too_large(None) from None
         return fast_body(raw) or await asyncio.get_running_loop().run_in_executor(self.executor, parse_body, raw)
 
     def _handler(self, api: str, answer):
@@ -379,15 +425,6 @@ class ModelServer:
             return web.Response(body=body, status=status, content_type=_JSON)
 
         return handle
-
-
-async def _read(request: web.Request) -> bytes:
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise _too_large(request.content_length)
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise _too_large(None) from None
 
 
 def _too_large(size: int | None) -> ServingError:

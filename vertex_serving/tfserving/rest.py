@@ -6,6 +6,7 @@ request", not 404. The model name and label are percent-decoded; the version mus
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -35,10 +36,12 @@ class Call:
         return ServingError("INVALID_ARGUMENT", f"Malformed request: {self.http_method} {self.path}")
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_call(http_method: str, path: str) -> Call:
     """The call a request makes; a path that names none is refused with `Malformed request`.
 
-    `path` is the raw (still percent-encoded) path without the query string, as TF Serving matches it.
+    `path` is the raw (still percent-encoded) path without the query string, as TF Serving matches it. Clients
+    send the same few paths over and over: each is parsed once (a refusal raises and is not kept).
     """
     pattern = {"POST": _PREDICTION, "GET": _MODEL_STATUS}.get(http_method)
     match = pattern.fullmatch(path) if pattern else None
