@@ -51,13 +51,11 @@ def parse_settings(argv: list[str], env: dict[str, str]):
         default="",
         help="ModelServerConfig text proto: several models and versions (then --model_name and the base path are ignored)",
     )
-    parser.add_argument(
+    _switch(
+        parser,
         "--allow_version_labels_for_unavailable_models",
-        nargs="?",
-        const="true",
-        default="false",
-        choices=("true", "false"),
-        help="accept version_labels in --model_config_file at startup, before their versions have loaded",
+        False,
+        "accept version_labels in --model_config_file at startup, before their versions have loaded",
     )
     parser.add_argument(
         "--grpc_channel_arguments",
@@ -72,13 +70,11 @@ def parse_settings(argv: list[str], env: dict[str, str]):
         default=30_000,
         help="a request still running after this long is cancelled with DEADLINE_EXCEEDED (default 30000; 0: none)",
     )
-    parser.add_argument(
+    _switch(
+        parser,
         "--enable_model_warmup",
-        nargs="?",
-        const="true",
-        default="true",
-        choices=("true", "false"),
-        help="replay assets.extra/tf_serving_warmup_requests before turning healthy (default true)",
+        True,
+        "replay assets.extra/tf_serving_warmup_requests before turning healthy (default true)",
     )
     parser.add_argument(
         "--monitoring_config_file", default="", help="MonitoringConfig text proto: the Prometheus metrics path"
@@ -87,21 +83,18 @@ def parse_settings(argv: list[str], env: dict[str, str]):
         parser.add_argument(
             f"--{flag}", type=int, help="accepted; model versions and the config file are read once, at start"
         )
-    parser.add_argument(
+    _switch(
+        parser,
         "--prefer_tflite_model",
-        nargs="?",
-        const="true",
-        default="false",
-        choices=("true", "false"),
-        help="accepted; the SavedModel is served (TF Serving's fallback when there is no model.tflite)",
+        False,
+        "accepted; the SavedModel is served (TF Serving's fallback when there is no model.tflite)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    parser.add_argument(
+    _switch(
+        parser,
         "--enable_batching",
-        nargs="?",
-        const="true",
-        choices=("true", "false"),
-        help="server-side batching (default: on when the model ships config/batching_parameters_config)",
+        None,
+        "server-side batching (default: on when the model ships config/batching_parameters_config)",
     )
     parser.add_argument("--batching_parameters_file", default="", help="BatchingParameters text proto")
     parser.add_argument("--max_batch_size", type=int)
@@ -141,17 +134,17 @@ def parse_settings(argv: list[str], env: dict[str, str]):
         predict_route=env.get("AIP_PREDICT_ROUTE", "/predict"),
         health_route=env.get("AIP_HEALTH_ROUTE", "/health"),
         model_name=args.model_name,
-        enable_batching=None if args.enable_batching is None else args.enable_batching == "true",
+        enable_batching=args.enable_batching,
         batching_file=args.batching_parameters_file,
         batching_flags=flags,
         cache_dir=args.cache_dir,
         grpc_port=args.port,
         grpc_channel_arguments=args.grpc_channel_arguments,
         model_config_file=args.model_config_file,
-        allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models == "true",
+        allow_version_labels_for_unavailable_models=args.allow_version_labels_for_unavailable_models,
         grpc_socket_path=args.grpc_socket_path,
         rest_api_timeout_in_ms=args.rest_api_timeout_in_ms,
-        enable_model_warmup=args.enable_model_warmup == "true",
+        enable_model_warmup=args.enable_model_warmup,
         prometheus_path=prometheus_path(Path(args.monitoring_config_file)) if args.monitoring_config_file else "",
     )
     for flag in ("file_system_poll_wait_seconds", "model_config_file_poll_wait_seconds"):
@@ -161,7 +154,7 @@ def parse_settings(argv: list[str], env: dict[str, str]):
                 flag,
                 getattr(args, flag),
             )
-    if args.prefer_tflite_model == "true":
+    if args.prefer_tflite_model:
         log.info("prefer_tflite_model=true: no TF Lite here; the SavedModel is served, TF Serving's fallback")
     settings.model_configs()  # a bad --model_config_file stops the server before it listens, as in TF Serving
     return settings
@@ -278,6 +271,17 @@ def main(argv: list[str] | None = None) -> int:
     for line in describe_flags(settings.options, os.environ.get("AIP_MACHINE_TYPE", "")):
         log.info("%s", line)
     return asyncio.run(serve(settings))
+
+
+def _switch(parser: argparse.ArgumentParser, flag: str, default: bool | None, help: str) -> None:
+    """A TF Serving boolean flag: `--flag`, `--flag=true` or `--flag=false`."""
+    parser.add_argument(flag, nargs="?", const=True, default=default, type=_boolean, metavar="{true,false}", help=help)
+
+
+def _boolean(text: str) -> bool:
+    if text not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
+    return text == "true"
 
 
 def _int_list(text: str) -> tuple[int, ...]:
