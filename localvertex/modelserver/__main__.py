@@ -213,23 +213,23 @@ async def serve(settings) -> int:
     )
     grpc_server = None
     if settings.grpc_port or settings.grpc_socket_path:
-        from localvertex.modelserver.grpc_api import start_grpc
+        from localvertex.modelserver.grpc_api import grpc_addresses, start_grpc
 
+        addresses = grpc_addresses(settings.host, settings.grpc_port, settings.grpc_socket_path)
         try:
-            grpc_server = await start_grpc(server, settings.host, settings.grpc_port, settings.grpc_socket_path)
+            grpc_server = await start_grpc(server, addresses)
         except RuntimeError as e:
-            where = f"--port={settings.grpc_port} --grpc_socket_path={settings.grpc_socket_path}"
-            print(f"modelserver: {where}: cannot listen ({e})", file=sys.stderr)
+            flags = f"--port={settings.grpc_port}" if settings.grpc_port else ""
+            flags += f" --grpc_socket_path={settings.grpc_socket_path}" if settings.grpc_socket_path else ""
+            print(
+                f"modelserver: {flags.strip()}: gRPC cannot listen on {' and '.join(addresses)} ({e}): "
+                "give a free port, or a socket path in a folder that exists",
+                file=sys.stderr,
+            )
             await runner.cleanup()
             server.close()
             return 1
-        log.info(
-            "gRPC PredictionService and ModelService on %s",
-            " and ".join(
-                ([f"{settings.host}:{settings.grpc_port}"] if settings.grpc_port else [])
-                + ([f"unix:{settings.grpc_socket_path}"] if settings.grpc_socket_path else [])
-            ),
-        )
+        log.info("gRPC PredictionService and ModelService on %s", " and ".join(addresses))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -288,7 +288,7 @@ class ModelServer:
                 started = loop.time()
                 outputs = pace.run(signature.run, request.feeds, rows, on_loop=True)
                 if timeout and loop.time() - started > timeout:
-                    raise ServingError("DEADLINE_EXCEEDED", "Timed out waiting for notification")
+                    raise _timed_out()
                 return outputs
             future = loop.run_in_executor(self.executor, pace.run, signature.run, request.feeds, rows)
         if timeout:
@@ -298,7 +298,7 @@ class ModelServer:
         except asyncio.CancelledError:
             if not timeout or asyncio.current_task().cancelling():
                 raise  # this request itself was cancelled: the run did not time out
-            raise ServingError("DEADLINE_EXCEEDED", "Timed out waiting for notification") from None
+            raise _timed_out() from None
 
     async def predict(self, body: Body, call: Call | None = None) -> dict:
         name = signature_name(body.value)
@@ -425,6 +425,11 @@ class ModelServer:
             return web.Response(body=body, status=status, content_type=_JSON)
 
         return handle
+
+
+def _timed_out() -> ServingError:
+    """A run past --rest_api_timeout_in_ms, in the words of TF's Session::Run timeout."""
+    return ServingError("DEADLINE_EXCEEDED", "Timed out waiting for notification")
 
 
 def _too_large(size: int | None) -> ServingError:

@@ -136,9 +136,16 @@ async def _answer(server: ModelServer, method: str, context, work):
     await context.abort(grpc.StatusCode.__members__.get(code, grpc.StatusCode.UNKNOWN), apis.grpc_message(message))
 
 
-async def start_grpc(server: ModelServer, host: str, port: int, socket_path: str = "") -> grpc.aio.Server:
-    """Serves both services on `host:port` (loopback only: the caller has checked `host`) when `port` is set, and on
-    the Unix socket `socket_path` when it is (TF Serving's --grpc_socket_path)."""
+def grpc_addresses(host: str, port: int, socket_path: str) -> list[str]:
+    """Where gRPC listens: `host:port` (loopback only: the caller has checked `host`) when `port` is set, and the
+    Unix socket of TF Serving's --grpc_socket_path when that is."""
+    return ([f"[{host}]:{port}" if ":" in host else f"{host}:{port}"] if port else []) + (
+        [f"unix:{socket_path}"] if socket_path else []
+    )
+
+
+async def start_grpc(server: ModelServer, addresses: list[str]) -> grpc.aio.Server:
+    """Serves both services on `addresses` (grpc_addresses)."""
     grpc_server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -148,9 +155,7 @@ async def start_grpc(server: ModelServer, host: str, port: int, socket_path: str
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(server), grpc_server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(server), grpc_server)
-    if port:
-        grpc_server.add_insecure_port(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-    if socket_path:
-        grpc_server.add_insecure_port(f"unix:{socket_path}")
+    for address in addresses:
+        grpc_server.add_insecure_port(address)
     await grpc_server.start()
     return grpc_server

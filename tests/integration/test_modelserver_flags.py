@@ -119,3 +119,14 @@ def test_a_negative_timeout_is_refused(tmp_path):
     server = start_model_server(str(HALF_PLUS_TWO), ["--rest_api_timeout_in_ms=-5"], log_path=tmp_path / "log")
     assert server.process.wait(60) == 2
     assert "--rest_api_timeout_in_ms=-5 is negative" in server.log_path.read_text()
+
+
+def test_a_grpc_socket_that_cannot_be_made_stops_the_server_naming_the_flag(tmp_path):
+    socket_path = tmp_path / "missing" / "tf-serving.sock"
+    server = start_model_server(
+        str(HALF_PLUS_TWO), [f"--grpc_socket_path={socket_path}"], log_path=tmp_path / "server.log"
+    )
+    assert server.process.wait(60) == 1
+    lines = [line for line in server.log_path.read_text().splitlines() if line.startswith("modelserver:")]
+    assert len(lines) == 1 and lines[0].startswith(f"modelserver: --grpc_socket_path={socket_path}: "), lines
+    assert not socket_path.parent.exists()
